@@ -1,0 +1,2 @@
+DROP TABLE job_receipts;
+DROP TABLE failed_jobs;

@@ -1,0 +1,9 @@
+//! Switchyard's shared library: everything the `ingress`, `worker` and `scheduler` binaries
+//! have in common, so each binary only wires parts together.
+
+pub mod config;
+pub mod db;
+pub mod jobs;
+pub mod queue;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,111 @@
+//! The job queue: Redis Streams with one consumer group per queue, driven by apalis workers.
+//!
+//! A job is always in exactly one place (DESIGN.md §3, invariant 3): the queue's stream (new, or
+//! pending in some consumer's pending-entries list while it runs), the delayed set (waiting out a
+//! backoff), `failed_jobs` in Postgres, or done (acked and deleted). Every move between Redis
+//! structures is one Lua script; a move to failed jobs writes the row first and acks second.
+//!
+//! This module owns every Redis key name and script. Submodules by step:
+//! [`enqueue`] (producers), [`consume`] (reading, heartbeats, settling), [`maintain`] (promotion
+//! of due retries and reclaim of abandoned entries), [`backend`] (the apalis seam),
+//! [`failed`] (the failed-jobs store) and [`inspect`] (numbers for operators).
+
+pub mod backend;
+pub mod consume;
+pub mod enqueue;
+pub mod failed;
+pub mod inspect;
+mod job;
+pub mod keys;
+pub mod maintain;
+mod name;
+pub mod policy;
+mod scripts;
+
+use std::sync::Arc;
+
+pub use job::{Job, JobId};
+pub use keys::QueueKeys;
+pub use name::{InvalidQueueName, KNOWN_QUEUES, QueueName};
+pub use policy::{Backoff, RetryPolicy};
+
+/// What can go wrong talking to the queue's stores. Every variant is transient from a caller's
+/// point of view: ingress answers 503, a worker leaves the job pending for a later retry.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("redis pool: {0}")]
+    Pool(#[from] deadpool_redis::PoolError),
+    #[error("database: {0}")]
+    Database(#[from] crate::db::DbError),
+}
+
+/// A handle on every queue under one key prefix: cheap to clone, shares one connection pool.
+#[derive(Clone)]
+pub struct Queues {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: deadpool_redis::Pool,
+    client: redis::Client,
+    prefix: String,
+}
+
+impl Queues {
+    /// Connects lazily: the pool dials Redis on first use, so a process can start while Redis is
+    /// still coming up and report it through `/readyz`.
+    pub fn new(redis_url: &str, prefix: &str) -> Result<Self, QueueError> {
+        let client = redis::Client::open(redis_url)?;
+        let mut config = deadpool_redis::Config::from_url(redis_url);
+        config.pool = Some(deadpool_redis::PoolConfig {
+            max_size: 32,
+            timeouts: deadpool_redis::Timeouts {
+                wait: Some(std::time::Duration::from_secs(2)),
+                create: Some(std::time::Duration::from_secs(2)),
+                recycle: Some(std::time::Duration::from_secs(2)),
+            },
+            ..Default::default()
+        });
+        let pool = config
+            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
+            .map_err(|e| {
+                redis::RedisError::from((
+                    redis::ErrorKind::InvalidClientConfig,
+                    "cannot build pool",
+                    e.to_string(),
+                ))
+            })?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                client,
+                prefix: prefix.to_owned(),
+            }),
+        })
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    pub fn keys(&self, queue: &QueueName) -> QueueKeys {
+        QueueKeys::new(&self.inner.prefix, queue)
+    }
+
+    pub(crate) async fn conn(&self) -> Result<deadpool_redis::Connection, QueueError> {
+        Ok(self.inner.pool.get().await?)
+    }
+
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.inner.client
+    }
+
+    /// PING through the pool, for readiness probes.
+    pub async fn ping(&self) -> Result<(), QueueError> {
+        let mut conn = self.conn().await?;
+        redis::cmd("PING").query_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+}
