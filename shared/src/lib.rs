@@ -4,6 +4,9 @@
 pub mod config;
 pub mod db;
 pub mod jobs;
+pub mod metrics_server;
 pub mod queue;
 pub mod shutdown;
 pub mod telemetry;
+#[cfg(feature = "testkit")]
+pub mod testkit;

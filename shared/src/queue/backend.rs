@@ -132,8 +132,10 @@ impl StreamBackend {
         consumer: StreamConsumer,
         options: ConsumerOptions,
         failed: FailedJobs,
-    ) -> Result<Self, QueueError> {
-        consumer.ensure_group().await?;
+    ) -> Self {
+        if let Err(e) = consumer.ensure_group().await {
+            warn!(error = %e, queue = %consumer.queue(), "queue not reachable yet; the reader keeps trying");
+        }
         let (ack_tx, ack_rx) = mpsc::channel(options.concurrency.max(1) * 2);
         let (delivery_tx, delivery_rx) = mpsc::channel(options.concurrency.max(1));
         let shared = Arc::new(Shared {
@@ -149,13 +151,13 @@ impl StreamBackend {
         tokio::spawn(run_heartbeat(Arc::downgrade(&shared), stop_reading.clone()));
         tokio::spawn(run_maintenance(Arc::downgrade(&shared), stop_reading.clone()));
         let reader = tokio::spawn(run_reader(shared.clone(), delivery_tx, stop_reading.clone()));
-        Ok(Self {
+        Self {
             shared,
             deliveries: delivery_rx,
             stop_reading,
             reader: Some(reader),
             closing: None,
-        })
+        }
     }
 
     /// Stops reading, waits for the read in progress, and hands back entries read but never

@@ -1,0 +1,124 @@
+//! The worker process: one apalis worker per queue, all consuming through `shared::queue`'s
+//! Redis Streams backend, sharing one Redis pool, one Postgres pool and one job registry.
+//!
+//! `run` is the whole process minus argument parsing, so tests start exactly what production
+//! runs.
+
+pub mod registry;
+
+use std::time::Duration;
+
+use apalis::prelude::WorkerBuilderExt;
+use apalis_core::worker::builder::WorkerBuilder;
+use shared::{
+    config::StoreConfig,
+    db,
+    queue::{
+        QueueName, Queues, RetryPolicy,
+        backend::{ConsumerOptions, Dispatch, StreamBackend},
+        consume::{StreamConsumer, unique_consumer_name},
+        failed::FailedJobs,
+    },
+};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+/// Everything `worker --queue=…` needs, from flags and environment.
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    pub stores: StoreConfig,
+    pub queues: Vec<QueueName>,
+    /// Jobs run at once per queue by this process.
+    pub concurrency: usize,
+    /// `--tries`: overrides the queue's and the job's own number of attempts.
+    pub tries: Option<u32>,
+    /// `--timeout`: overrides the queue's per-attempt timeout (and lease).
+    pub timeout: Option<Duration>,
+    /// How long in-flight jobs may take to finish after SIGTERM (Heroku allows 30 s in all).
+    pub grace: Duration,
+    /// Most entries one XREADGROUP fetches.
+    pub batch: usize,
+    /// How long one XREADGROUP blocks on an empty stream.
+    pub block: Duration,
+}
+
+impl WorkerConfig {
+    /// The options one queue is consumed with: its policy from the DESIGN table, then the flags.
+    pub fn consumer_options(&self, queue: &QueueName) -> ConsumerOptions {
+        let mut policy = RetryPolicy::for_queue(queue.as_str());
+        if let Some(tries) = self.tries {
+            policy.tries = tries.max(1);
+        }
+        if let Some(timeout) = self.timeout {
+            policy.timeout = timeout;
+        }
+        ConsumerOptions {
+            concurrency: self.concurrency.max(1),
+            batch: self.batch.max(1),
+            block: self.block,
+            tries_override: self.tries,
+            ..ConsumerOptions::for_policy(policy)
+        }
+    }
+}
+
+/// Runs until `stop` is cancelled, then drains: in-flight jobs get `grace` to finish and settle;
+/// whatever is still running after that stays pending in Redis and is reclaimed by another worker.
+pub async fn run(config: WorkerConfig, stop: CancellationToken) -> anyhow::Result<()> {
+    let queues = Queues::new(config.stores.redis_url.expose(), &config.stores.prefix)?;
+    let db = db::pool(config.stores.database_url.expose(), config.concurrency.clamp(4, 32))?;
+    let registry = registry::build(db.clone());
+    let consumer_name = unique_consumer_name();
+    info!(consumer = %consumer_name, queues = ?config.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), "worker starting");
+
+    let mut workers = tokio::task::JoinSet::new();
+    for queue in &config.queues {
+        let options = config.consumer_options(queue);
+        let consumer = StreamConsumer::new(&queues, queue.clone(), &consumer_name);
+        let backend = StreamBackend::start(consumer, options.clone(), FailedJobs::new(db.clone())).await;
+        let worker = WorkerBuilder::new(format!("{queue}@{consumer_name}"))
+            .backend(backend)
+            .concurrency(options.concurrency)
+            .build(Dispatch::new(registry.clone()));
+        let stop = stop.clone();
+        let queue = queue.clone();
+        workers.spawn(async move {
+            let signal = async move {
+                stop.cancelled().await;
+                Ok::<(), std::io::Error>(())
+            };
+            if let Err(e) = worker.run_until(signal).await {
+                warn!(%queue, error = %e, "worker stopped with an error");
+            }
+        });
+    }
+    tokio::spawn(sample_queue_gauges(queues.clone(), config.queues.clone(), stop.clone()));
+
+    stop.cancelled().await;
+    info!(grace = ?config.grace, "draining in-flight jobs");
+    let drained = tokio::time::timeout(config.grace, async { while workers.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        warn!("grace period over; unfinished jobs stay pending and will be reclaimed");
+    }
+    info!("worker stopped");
+    Ok(())
+}
+
+/// Publishes depth, pending and delayed per queue as gauges, for dashboards and alerts.
+async fn sample_queue_gauges(queues: Queues, names: Vec<QueueName>, stop: CancellationToken) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = stop.cancelled() => return,
+        }
+        for name in &names {
+            if let Ok(stats) = queues.stats(name).await {
+                let queue = name.to_string();
+                metrics::gauge!("switchyard_queue_length", "queue" => queue.clone()).set(stats.length as f64);
+                metrics::gauge!("switchyard_queue_pending", "queue" => queue.clone()).set(stats.pending as f64);
+                metrics::gauge!("switchyard_queue_delayed", "queue" => queue).set(stats.delayed as f64);
+            }
+        }
+    }
+}
