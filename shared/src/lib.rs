@@ -10,3 +10,4 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod inboxes;

@@ -22,3 +22,39 @@ diesel::table! {
         done_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    tenants (id) {
+        id -> Text,
+        name -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    inboxes (id) {
+        id -> Text,
+        tenant_id -> Text,
+        kind -> Text,
+        name -> Text,
+        page_id -> Nullable<Text>,
+        phone_number_id -> Nullable<Text>,
+        waha_session -> Nullable<Text>,
+        email_provider -> Nullable<Text>,
+        waha_hmac_key -> Nullable<Text>,
+        widget_token -> Nullable<Text>,
+        mailgun_signing_key -> Nullable<Text>,
+        postmark_user -> Nullable<Text>,
+        postmark_password -> Nullable<Text>,
+        disabled_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    inbox_replay_tokens (inbox_id, token) {
+        inbox_id -> Text,
+        token -> Text,
+        used_at -> Timestamptz,
+    }
+}
