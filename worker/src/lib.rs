@@ -8,14 +8,12 @@ pub mod registry;
 
 use std::time::Duration;
 
-use apalis::prelude::WorkerBuilderExt;
-use apalis_core::worker::builder::WorkerBuilder;
 use shared::{
     config::StoreConfig,
     db,
     queue::{
         QueueName, Queues, RetryPolicy,
-        backend::{ConsumerOptions, Dispatch, StreamBackend},
+        backend::{ConsumerOptions, run_worker},
         consume::{StreamConsumer, unique_consumer_name},
         failed::FailedJobs,
     },
@@ -75,19 +73,10 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> anyhow::Resul
     for queue in &config.queues {
         let options = config.consumer_options(queue);
         let consumer = StreamConsumer::new(&queues, queue.clone(), &consumer_name);
-        let backend = StreamBackend::start(consumer, options.clone(), FailedJobs::new(db.clone())).await;
-        let worker = WorkerBuilder::new(format!("{queue}@{consumer_name}"))
-            .backend(backend)
-            .concurrency(options.concurrency)
-            .build(Dispatch::new(registry.clone()));
-        let stop = stop.clone();
+        let worker = run_worker(consumer, options, FailedJobs::new(db.clone()), registry.clone(), stop.clone());
         let queue = queue.clone();
         workers.spawn(async move {
-            let signal = async move {
-                stop.cancelled().await;
-                Ok::<(), std::io::Error>(())
-            };
-            if let Err(e) = worker.run_until(signal).await {
+            if let Err(e) = worker.await {
                 warn!(%queue, error = %e, "worker stopped with an error");
             }
         });

@@ -598,6 +598,28 @@ fn report_to_sentry(job: &Job, reason: &str) {
     );
 }
 
+/// Runs one apalis worker on `consumer`'s queue until `stop` is cancelled and its in-flight jobs
+/// are settled. The backend's semaphore bounds concurrency, so no extra limit layer is needed.
+pub async fn run_worker(
+    consumer: StreamConsumer,
+    options: ConsumerOptions,
+    failed: FailedJobs,
+    registry: JobRegistry,
+    stop: CancellationToken,
+) -> Result<(), apalis_core::error::WorkerError> {
+    let name = format!("{}@{}", consumer.queue(), consumer.name());
+    let backend = StreamBackend::start(consumer, options, failed).await;
+    let worker = apalis_core::worker::builder::WorkerBuilder::new(name.as_str())
+        .backend(backend)
+        .build(Dispatch::new(registry));
+    worker
+        .run_until(async move {
+            stop.cancelled().await;
+            Ok::<(), std::io::Error>(())
+        })
+        .await
+}
+
 /// The innermost service: runs the handler registered for the job's kind.
 #[derive(Clone)]
 pub struct Dispatch {
