@@ -109,9 +109,14 @@ impl InboxRow {
     /// `None` for a row whose kind this build does not know (a newer release wrote it).
     fn into_inbox(self) -> Option<Inbox> {
         let email = match self.email_provider.as_deref() {
-            Some("mailgun") => self.mailgun_signing_key.map(|k| EmailAuth::Mailgun { signing_key: Secret::new(k) }),
+            Some("mailgun") => self.mailgun_signing_key.map(|k| EmailAuth::Mailgun {
+                signing_key: Secret::new(k),
+            }),
             Some("postmark") => match (self.postmark_user, self.postmark_password) {
-                (Some(user), Some(password)) => Some(EmailAuth::Postmark { user, password: Secret::new(password) }),
+                (Some(user), Some(password)) => Some(EmailAuth::Postmark {
+                    user,
+                    password: Secret::new(password),
+                }),
                 _ => None,
             },
             _ => None,
@@ -143,12 +148,15 @@ pub enum InboxLookup {
 pub async fn find(pool: &DbPool, lookup: &InboxLookup) -> Result<Option<Inbox>, DbError> {
     use schema::inboxes::dsl;
     let mut conn = pool.get().await?;
-    let query = dsl::inboxes.filter(dsl::disabled_at.is_null()).select(InboxRow::as_select()).into_boxed();
+    let query = dsl::inboxes
+        .filter(dsl::disabled_at.is_null())
+        .select(InboxRow::as_select())
+        .into_boxed();
     let query = match lookup {
         InboxLookup::Id(id) => query.filter(dsl::id.eq(id.clone())),
-        InboxLookup::MessengerPage(page) => {
-            query.filter(dsl::kind.eq("messenger")).filter(dsl::page_id.eq(page.clone()))
-        }
+        InboxLookup::MessengerPage(page) => query
+            .filter(dsl::kind.eq("messenger"))
+            .filter(dsl::page_id.eq(page.clone())),
         InboxLookup::WhatsappPhoneNumber(phone) => query
             .filter(dsl::kind.eq("whatsapp_cloud"))
             .filter(dsl::phone_number_id.eq(phone.clone())),
@@ -204,7 +212,10 @@ pub async fn create_tenant(pool: &DbPool, name: &str) -> Result<String, DbError>
 /// Creates an inbox; returns its id.
 pub async fn create_inbox(pool: &DbPool, inbox: &NewInbox) -> Result<String, DbError> {
     let mut conn = pool.get().await?;
-    diesel::insert_into(schema::inboxes::table).values(inbox).execute(&mut conn).await?;
+    diesel::insert_into(schema::inboxes::table)
+        .values(inbox)
+        .execute(&mut conn)
+        .await?;
     Ok(inbox.id.clone())
 }
 
@@ -248,7 +259,8 @@ pub async fn remember_token(
         .on_conflict_do_nothing()
         .execute(&mut conn)
         .await?;
-    let cutoff = chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::hours(1));
+    let cutoff =
+        chrono::Utc::now() - chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::hours(1));
     diesel::delete(dsl::inbox_replay_tokens.filter(dsl::used_at.lt(cutoff)))
         .execute(&mut conn)
         .await?;
@@ -285,7 +297,10 @@ mod tests {
             waha_session: None,
             waha_hmac_key: Some(Secret::new("hmac-secret-1")),
             widget_token: Some(Secret::new("widget-secret-2")),
-            email: Some(EmailAuth::Postmark { user: "pm".into(), password: Secret::new("pm-secret-3") }),
+            email: Some(EmailAuth::Postmark {
+                user: "pm".into(),
+                password: Secret::new("pm-secret-3"),
+            }),
         };
         let printed = format!("{inbox:?}");
         assert!(!printed.contains("secret"), "{printed}");
