@@ -79,7 +79,11 @@ struct Shared {
     options: ConsumerOptions,
     failed: FailedJobs,
     in_flight: Mutex<HashSet<String>>,
+    /// Entries read and not yet settled: `concurrency + batch`, so the next batch is read while
+    /// the current one runs (read-ahead) but memory stays bounded.
     permits: Arc<Semaphore>,
+    /// Handlers running at once: `concurrency`.
+    running: Arc<Semaphore>,
     acks: mpsc::Sender<AckRequest>,
 }
 
@@ -139,7 +143,8 @@ impl StreamBackend {
         let (ack_tx, ack_rx) = mpsc::channel(options.concurrency.max(1) * 2);
         let (delivery_tx, delivery_rx) = mpsc::channel(options.concurrency.max(1));
         let shared = Arc::new(Shared {
-            permits: Arc::new(Semaphore::new(options.concurrency.max(1))),
+            permits: Arc::new(Semaphore::new(options.concurrency.max(1) + options.batch.max(1))),
+            running: Arc::new(Semaphore::new(options.concurrency.max(1))),
             consumer,
             options,
             failed,
@@ -478,12 +483,15 @@ fn job_span(job: &Job, entry_id: &str) -> tracing::Span {
     )
 }
 
-/// Runs the handler stack under the queue's timeout; a panic or a timeout is a transient error.
+/// Runs the handler stack under the queue's timeout, once a concurrency slot is free; a panic or
+/// a timeout is a transient error.
 async fn run_handler<F, E>(shared: &Shared, run: Option<F>) -> (Result<(), JobError>, Duration)
 where
     F: std::future::Future<Output = Result<(), E>>,
     E: Into<BoxDynError>,
 {
+    // The semaphore is never closed, so acquiring only fails if it were; run anyway then.
+    let _slot = shared.running.acquire().await;
     let started = Instant::now();
     let Some(run) = run else {
         return (Err(JobError::permanent("job was not run")), Duration::ZERO);
