@@ -1,0 +1,9 @@
+//! Ingress integration tests: the real server on port 0, real Redis, real Postgres.
+
+mod email;
+mod helpers;
+mod meta;
+mod redis_outage;
+mod server;
+mod waha;
+mod widget;
