@@ -8,7 +8,9 @@
 
 use std::time::Duration;
 
-use shared::queue::{QueueName, Queues, RetryPolicy, consume::unique_consumer_name, maintain::Lease};
+use shared::queue::{
+    QueueName, Queues, RetryPolicy, consume::unique_consumer_name, maintain::Lease,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -46,8 +48,17 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub fn new(queues: Queues, config: SchedulerConfig) -> Self {
-        let lease = Lease::new(&queues, "scheduler", &unique_consumer_name(), config.lease_ttl);
-        Self { queues, config, lease }
+        let lease = Lease::new(
+            &queues,
+            "scheduler",
+            &unique_consumer_name(),
+            config.lease_ttl,
+        );
+        Self {
+            queues,
+            config,
+            lease,
+        }
     }
 
     /// One round: returns None when another scheduler leads.
@@ -81,7 +92,11 @@ impl Scheduler {
                     }
                     leading = true;
                     if report != TickReport::default() {
-                        debug!(promoted = report.promoted, reclaimed = report.reclaimed, "tick");
+                        debug!(
+                            promoted = report.promoted,
+                            reclaimed = report.reclaimed,
+                            "tick"
+                        );
                     }
                 }
                 Ok(None) => {

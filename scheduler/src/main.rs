@@ -3,10 +3,16 @@
 use anyhow::Context;
 use clap::Parser;
 use scheduler::{Scheduler, SchedulerConfig};
-use shared::{config::StoreConfig, queue::{QueueName, Queues}};
+use shared::{
+    config::StoreConfig,
+    queue::{QueueName, Queues},
+};
 
 #[derive(Parser, Debug)]
-#[command(name = "scheduler", about = "Promote due retries and reclaim abandoned jobs (leader-elected)")]
+#[command(
+    name = "scheduler",
+    about = "Promote due retries and reclaim abandoned jobs (leader-elected)"
+)]
 struct Cli {
     /// Queues to look after, comma separated (default: every known queue).
     #[arg(long, value_delimiter = ',', env = "SCHEDULER_QUEUES")]
@@ -24,7 +30,12 @@ async fn main() -> anyhow::Result<()> {
     let stores = StoreConfig::from_env()?;
     let mut config = SchedulerConfig::default();
     if !cli.queue.is_empty() {
-        config.queues = cli.queue.iter().map(|q| QueueName::new(q.trim())).collect::<Result<_, _>>().context("--queue")?;
+        config.queues = cli
+            .queue
+            .iter()
+            .map(|q| QueueName::new(q.trim()))
+            .collect::<Result<_, _>>()
+            .context("--queue")?;
     }
     let stop = shared::shutdown::on_signal();
     if let Some(port) = cli.metrics_port {

@@ -31,7 +31,10 @@ pub enum ConfigError {
 
 /// The variable's value, or `default` when unset or empty.
 pub fn env_or(name: &'static str, default: &str) -> String {
-    std::env::var(name).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| default.to_owned())
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_owned())
 }
 
 /// Parses the variable when set; `default` otherwise.
@@ -70,7 +73,10 @@ impl StoreConfig {
         }
         Ok(Self {
             redis_url: Secret::new(env_or("REDIS_URL", "redis://127.0.0.1:6379")),
-            database_url: Secret::new(env_or("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/switchyard")),
+            database_url: Secret::new(env_or(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/switchyard",
+            )),
             prefix,
         })
     }

@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod db;
+pub mod inboxes;
 pub mod jobs;
 pub mod metrics_server;
 pub mod queue;
@@ -10,4 +11,3 @@ pub mod shutdown;
 pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
-pub mod inboxes;

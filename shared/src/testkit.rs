@@ -10,7 +10,8 @@ pub fn redis_url() -> String {
 }
 
 fn admin_url() -> String {
-    std::env::var("TEST_DATABASE_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("TEST_DATABASE_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A unique name fragment: lowercase, safe in database names and key prefixes.
@@ -28,10 +29,18 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> Self {
         let name = unique("sy_test");
-        let mut admin = AsyncPgConnection::establish(&admin_url()).await.expect("postgres reachable for tests");
-        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).await.expect("create test database");
+        let mut admin = AsyncPgConnection::establish(&admin_url())
+            .await
+            .expect("postgres reachable for tests");
+        diesel::sql_query(format!("CREATE DATABASE {name}"))
+            .execute(&mut admin)
+            .await
+            .expect("create test database");
         let base = admin_url();
-        let url = format!("{}/{name}", &base[..base.rfind('/').expect("admin url has a path")]);
+        let url = format!(
+            "{}/{name}",
+            &base[..base.rfind('/').expect("admin url has a path")]
+        );
         db::migrate(&url).await.expect("migrations apply");
         let pool = db::pool(&url, 8).expect("pool");
         Self { name, url, pool }
@@ -43,7 +52,10 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop runs outside any async context guarantee: use a short-lived runtime of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 let mut admin = AsyncPgConnection::establish(&admin_url()).await.ok()?;
                 diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))

@@ -64,7 +64,10 @@ impl WorkerConfig {
 /// whatever is still running after that stays pending in Redis and is reclaimed by another worker.
 pub async fn run(config: WorkerConfig, stop: CancellationToken) -> anyhow::Result<()> {
     let queues = Queues::new(config.stores.redis_url.expose(), &config.stores.prefix)?;
-    let db = db::pool(config.stores.database_url.expose(), config.concurrency.clamp(4, 32))?;
+    let db = db::pool(
+        config.stores.database_url.expose(),
+        config.concurrency.clamp(4, 32),
+    )?;
     let registry = registry::build(db.clone());
     let consumer_name = unique_consumer_name();
     info!(consumer = %consumer_name, queues = ?config.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), "worker starting");
@@ -73,7 +76,13 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> anyhow::Resul
     for queue in &config.queues {
         let options = config.consumer_options(queue);
         let consumer = StreamConsumer::new(&queues, queue.clone(), &consumer_name);
-        let worker = run_worker(consumer, options, FailedJobs::new(db.clone()), registry.clone(), stop.clone());
+        let worker = run_worker(
+            consumer,
+            options,
+            FailedJobs::new(db.clone()),
+            registry.clone(),
+            stop.clone(),
+        );
         let queue = queue.clone();
         workers.spawn(async move {
             if let Err(e) = worker.await {
@@ -81,11 +90,18 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> anyhow::Resul
             }
         });
     }
-    tokio::spawn(sample_queue_gauges(queues.clone(), config.queues.clone(), stop.clone()));
+    tokio::spawn(sample_queue_gauges(
+        queues.clone(),
+        config.queues.clone(),
+        stop.clone(),
+    ));
 
     stop.cancelled().await;
     info!(grace = ?config.grace, "draining in-flight jobs");
-    let drained = tokio::time::timeout(config.grace, async { while workers.join_next().await.is_some() {} }).await;
+    let drained = tokio::time::timeout(config.grace, async {
+        while workers.join_next().await.is_some() {}
+    })
+    .await;
     if drained.is_err() {
         warn!("grace period over; unfinished jobs stay pending and will be reclaimed");
     }
@@ -104,9 +120,12 @@ async fn sample_queue_gauges(queues: Queues, names: Vec<QueueName>, stop: Cancel
         for name in &names {
             if let Ok(stats) = queues.stats(name).await {
                 let queue = name.to_string();
-                metrics::gauge!("switchyard_queue_length", "queue" => queue.clone()).set(stats.length as f64);
-                metrics::gauge!("switchyard_queue_pending", "queue" => queue.clone()).set(stats.pending as f64);
-                metrics::gauge!("switchyard_queue_delayed", "queue" => queue).set(stats.delayed as f64);
+                metrics::gauge!("switchyard_queue_length", "queue" => queue.clone())
+                    .set(stats.length as f64);
+                metrics::gauge!("switchyard_queue_pending", "queue" => queue.clone())
+                    .set(stats.pending as f64);
+                metrics::gauge!("switchyard_queue_delayed", "queue" => queue)
+                    .set(stats.delayed as f64);
             }
         }
     }

@@ -11,7 +11,11 @@ use shared::{
 use worker::WorkerConfig;
 
 #[derive(Parser, Debug)]
-#[command(name = "worker", about = "Switchyard worker: process jobs from Redis Streams", args_conflicts_with_subcommands = true)]
+#[command(
+    name = "worker",
+    about = "Switchyard worker: process jobs from Redis Streams",
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -63,7 +67,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn migrate(stores: &StoreConfig) -> anyhow::Result<()> {
-    let applied = shared::db::migrate(stores.database_url.expose()).await.context("running migrations")?;
+    let applied = shared::db::migrate(stores.database_url.expose())
+        .await
+        .context("running migrations")?;
     if applied.is_empty() {
         println!("database is up to date");
     }
@@ -86,7 +92,9 @@ async fn work(cli: Cli, stores: StoreConfig) -> anyhow::Result<()> {
         .context("--queue")?;
     let stop = shared::shutdown::on_signal();
     if let Some(port) = cli.metrics_port {
-        let listener = tokio::net::TcpListener::bind(("0.0.0.0", port)).await.with_context(|| format!("binding METRICS_PORT {port}"))?;
+        let listener = tokio::net::TcpListener::bind(("0.0.0.0", port))
+            .await
+            .with_context(|| format!("binding METRICS_PORT {port}"))?;
         tokio::spawn(shared::metrics_server::serve(listener, stop.clone()));
     }
     let config = WorkerConfig {

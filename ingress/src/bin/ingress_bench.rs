@@ -1,1 +1,346 @@
-fn main() {}
+//! `ingress-bench`: load on `POST /webhooks/waha/{inbox}` with ~1 KB payloads over keep-alive
+//! connections on loopback, compared in the same run with `redis-benchmark` XADD at the same
+//! concurrency (the raw limit every webhook pays once).
+//!
+//! It is self-contained: it creates a throwaway Postgres database (migrated, one tenant, one WAHA
+//! inbox with an HMAC key) and a throwaway Redis key prefix, runs the real ingress in this process
+//! on its own runtime, drives it from another runtime, and deletes both afterwards. Every request
+//! carries a fresh message id, so every request stores a job (no duplicates). With `--rate` the
+//! load is open-loop and latency counts from each request's scheduled time, so a stall is not
+//! hidden by the client waiting for it (no coordinated omission).
+//!
+//! `cargo run --release -p ingress --bin ingress-bench -- --connections 64 --requests 200000`
+//! `cargo run --release -p ingress --bin ingress-bench -- --connections 64 --rate 10000 --seconds 10`
+
+use std::{
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use clap::Parser;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use hmac::{Hmac, Mac};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use shared::{
+    config::{Secret, StoreConfig},
+    inboxes::{self, InboxKind, NewInbox},
+};
+
+#[derive(Parser, Debug)]
+#[command(about = "Load-test ingress's WAHA webhook against the raw Redis XADD rate")]
+struct Args {
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Requests in all (closed-loop mode).
+    #[arg(long, default_value_t = 100_000)]
+    requests: usize,
+    /// Offered requests per second across all connections (open-loop mode).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Duration of the open-loop mode.
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Redis to use (and to point redis-benchmark at).
+    #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    redis_url: String,
+    /// A Postgres database where the bench may create and drop its own database.
+    #[arg(long, env = "BENCH_ADMIN_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    admin_database_url: String,
+    /// Worker threads of the server runtime (the rest of the machine drives the load).
+    #[arg(long, default_value_t = 2)]
+    server_threads: usize,
+    /// Skip the redis-benchmark comparison.
+    #[arg(long)]
+    no_redis_benchmark: bool,
+}
+
+const HMAC_KEY: &str = "bench-hmac-key";
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let control = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let db_name = format!("ingress_bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let prefix = format!("ingress-bench-{}", ulid::Ulid::new());
+    let db_url = control.block_on(create_database(&args.admin_database_url, &db_name))?;
+    let result = run(&args, &control, &db_url, &prefix);
+    control.block_on(async {
+        delete_keys(&args.redis_url, &prefix).await;
+        drop_database(&args.admin_database_url, &db_name).await;
+    });
+    result
+}
+
+fn run(args: &Args, control: &tokio::runtime::Runtime, db_url: &str, prefix: &str) -> anyhow::Result<()> {
+    let pool = shared::db::pool(db_url, 2)?;
+    let inbox = control.block_on(async {
+        let tenant = inboxes::create_tenant(&pool, "bench").await?;
+        let mut inbox = NewInbox::new(&tenant, InboxKind::Waha, "bench");
+        inbox.waha_hmac_key = Some(HMAC_KEY.into());
+        inboxes::create_inbox(&pool, &inbox).await
+    })?;
+    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(args.server_threads).enable_all().build()?;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let addr = server.block_on(start_server(args, db_url, prefix, stop.clone()))?;
+    let path = format!("/webhooks/waha/{inbox}");
+    let client = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    // Warm up: connections, caches, the Lua script.
+    client.block_on(drive(addr, &path, args.connections, Load::Closed(args.connections * 50)))?;
+    let load = match args.rate {
+        Some(rate) => Load::Open { rate, seconds: args.seconds },
+        None => Load::Closed(args.requests),
+    };
+    let report = client.block_on(drive(addr, &path, args.connections, load))?;
+    stop.cancel();
+    drop(server);
+    report.print(args);
+    if !args.no_redis_benchmark {
+        compare_with_redis(args, prefix, &report);
+    }
+    Ok(())
+}
+
+async fn start_server(
+    args: &Args,
+    db_url: &str,
+    prefix: &str,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<SocketAddr> {
+    let mut config = ingress::Config::new(StoreConfig {
+        redis_url: Secret::new(args.redis_url.clone()),
+        database_url: Secret::new(db_url.to_owned()),
+        prefix: prefix.to_owned(),
+    });
+    config.dedup_window = Duration::from_secs(600);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let app = ingress::App::build(config, listener).await?;
+    let addr = app.local_addr()?;
+    tokio::spawn(app.run_until_stopped(stop));
+    Ok(addr)
+}
+
+#[derive(Clone, Copy)]
+enum Load {
+    Closed(usize),
+    Open { rate: u64, seconds: u64 },
+}
+
+struct Report {
+    mode: String,
+    ok: usize,
+    failed: usize,
+    elapsed: Duration,
+    latencies_us: Vec<u64>,
+    body_bytes: usize,
+}
+
+async fn drive(addr: SocketAddr, path: &str, connections: usize, load: Load) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for connection in 0..connections {
+        let path = path.to_owned();
+        tasks.push(tokio::spawn(async move { connection_loop(addr, path, connection, connections, load).await }));
+    }
+    let (mut ok, mut failed, mut latencies_us) = (0, 0, Vec::new());
+    for task in tasks {
+        let (o, f, l) = task.await??;
+        ok += o;
+        failed += f;
+        latencies_us.extend(l);
+    }
+    latencies_us.sort_unstable();
+    let mode = match load {
+        Load::Closed(n) => format!("closed loop, {n} requests"),
+        Load::Open { rate, seconds } => format!("open loop, {rate} req/s offered for {seconds} s"),
+    };
+    let body_bytes = waha_body(0, 0).len();
+    Ok(Report { mode, ok, failed, elapsed: started.elapsed(), latencies_us, body_bytes })
+}
+
+async fn connection_loop(
+    addr: SocketAddr,
+    path: String,
+    connection: usize,
+    connections: usize,
+    load: Load,
+) -> anyhow::Result<(usize, usize, Vec<u64>)> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let (mut ok, mut failed, mut latencies) = (0, 0, Vec::new());
+    let (count, interval) = match load {
+        Load::Closed(n) => (n / connections + usize::from(connection < n % connections), None),
+        Load::Open { rate, seconds } => {
+            let per_connection = (rate as f64 / connections as f64).max(0.001);
+            ((per_connection * seconds as f64) as usize, Some(Duration::from_secs_f64(1.0 / per_connection)))
+        }
+    };
+    let first = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(connection as f64 / connections as f64));
+    for n in 0..count {
+        let scheduled = match interval {
+            Some(every) => {
+                let at = first + every * n as u32;
+                tokio::time::sleep_until(at.into()).await;
+                at
+            }
+            None => Instant::now(),
+        };
+        let body = waha_body(connection, n);
+        let signature = sign(&body);
+        let request = hyper::Request::post(path.as_str())
+            .header("host", "bench")
+            .header("content-type", "application/json")
+            .header("x-webhook-hmac", signature)
+            .body(Full::new(Bytes::from(body)))?;
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status();
+        response.into_body().collect().await?;
+        latencies.push(scheduled.elapsed().as_micros() as u64);
+        if status == 200 { ok += 1 } else { failed += 1 }
+    }
+    Ok((ok, failed, latencies))
+}
+
+/// A WAHA `message` event of about 1 KB with a unique message id.
+fn waha_body(connection: usize, n: usize) -> String {
+    let text = "Hi, my order has not arrived yet and the tracking page has said 'in transit' for a week. \
+                Could you check with the courier and tell me when it will be delivered? Thanks a lot!";
+    format!(
+        r#"{{"id":"evt_{connection}_{n}","timestamp":1763801000123,"event":"message","session":"default","metadata":{{}},"me":{{"id":"4915100000001@c.us","pushName":"Acme Support"}},"payload":{{"id":"false_4915212345678@c.us_BENCH{connection:04}{n:010}","timestamp":1763801000,"from":"4915212345678@c.us","fromMe":false,"source":"app","to":"4915100000001@c.us","body":"{text} {text}","hasMedia":false,"media":null,"ack":1,"ackName":"SERVER","vCards":[],"_data":{{}}}},"engine":"WEBJS","environment":{{"version":"2025.11.1","engine":"WEBJS","tier":"CORE"}}}}"#
+    )
+}
+
+fn sign(body: &str) -> String {
+    // HMAC accepts keys of any length.
+    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(HMAC_KEY.as_bytes()).unwrap_or_else(|_| unreachable!());
+    mac.update(body.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+impl Report {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn percentile(&self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return 0.0;
+        }
+        let index = ((self.latencies_us.len() as f64 * p).ceil() as usize).clamp(1, self.latencies_us.len()) - 1;
+        self.latencies_us[index] as f64 / 1000.0
+    }
+
+    fn print(&self, args: &Args) {
+        println!("ingress POST /webhooks/waha/{{inbox}} ({} B body, HMAC-SHA512 signed)", self.body_bytes);
+        println!("  {}; {} connections; {} server threads", self.mode, args.connections, args.server_threads);
+        println!("  {} ok, {} failed in {:.2} s = {:.0} req/s", self.ok, self.failed, self.elapsed.as_secs_f64(), self.rate());
+        println!(
+            "  latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            self.percentile(0.50),
+            self.percentile(0.99),
+            self.percentile(0.999),
+            self.percentile(1.0)
+        );
+    }
+}
+
+/// Runs `redis-benchmark` XADD at the same concurrency, with a tiny field and a 1 KB one.
+fn compare_with_redis(args: &Args, prefix: &str, report: &Report) {
+    let Ok(url) = url::Url::parse(&args.redis_url) else { return };
+    let (host, port) = (url.host_str().unwrap_or("127.0.0.1").to_owned(), url.port().unwrap_or(6379).to_string());
+    let key = format!("{prefix}:redis-benchmark");
+    let kilobyte = "v".repeat(1024);
+    for (label, value) in [("tiny field", "v"), ("1 KB field", kilobyte.as_str())] {
+        let clients = args.connections.to_string();
+        let output = std::process::Command::new("redis-benchmark")
+            .args(["-h", &host, "-p", &port, "-c", &clients, "-n", "200000", "-q", "XADD", &key, "*", "f", value])
+            .output();
+        let Ok(output) = output else {
+            println!("redis-benchmark not found: skipping the comparison");
+            return;
+        };
+        let text = String::from_utf8_lossy(&output.stdout);
+        let Some(rate) = parse_rate(&text) else {
+            println!("could not read redis-benchmark output: {text}");
+            continue;
+        };
+        println!(
+            "redis-benchmark -c {clients} -n 200000 XADD ({label}): {rate:.0} req/s; ingress reaches {:.0}%",
+            100.0 * report.rate() / rate
+        );
+    }
+}
+
+/// The last `<number> requests per second` in redis-benchmark's output.
+fn parse_rate(output: &str) -> Option<f64> {
+    let line = output.lines().rev().find(|l| l.contains("requests per second"))?;
+    let before = line.split(" requests per second").next()?;
+    before.rsplit([' ', '\r', ':']).find(|s| !s.is_empty())?.parse().ok()
+}
+
+async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
+    let mut admin = AsyncPgConnection::establish(admin_url).await.context("BENCH_ADMIN_DATABASE_URL")?;
+    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
+    let base = &admin_url[..admin_url.rfind('/').context("the admin url names a database")?];
+    let url = format!("{base}/{name}");
+    shared::db::migrate(&url).await?;
+    Ok(url)
+}
+
+async fn drop_database(admin_url: &str, name: &str) {
+    if let Ok(mut admin) = AsyncPgConnection::establish(admin_url).await {
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+    }
+}
+
+/// Deletes every key under the bench's prefix (streams and dedup keys).
+async fn delete_keys(redis_url: &str, prefix: &str) {
+    let Ok(queues) = shared::queue::Queues::new(redis_url, prefix) else { return };
+    let _ = queues.ping().await;
+    let Ok(client) = redis_client(redis_url) else { return };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
+    let mut cursor: u64 = 0;
+    loop {
+        let Ok((next, keys)): Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(10_000)
+            .query_async(&mut conn)
+            .await
+        else {
+            return;
+        };
+        if !keys.is_empty() {
+            let _ = redis::cmd("UNLINK").arg(keys).query_async::<()>(&mut conn).await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+fn redis_client(url: &str) -> redis::RedisResult<redis::Client> {
+    redis::Client::open(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_redis_benchmark_rates() {
+        let quiet = "XADD k * f v: 118203.30 requests per second, p50=0.263 msec\n";
+        assert_eq!(parse_rate(quiet), Some(118203.30));
+        let progress = "XADD k * f v: rps=0.0 (overall: nan) avg_msec=nan\rXADD k * f v: 97560.98 requests per second, p50=0.3 msec";
+        assert_eq!(parse_rate(progress), Some(97560.98));
+        assert!(waha_body(63, 9_999_999).len() > 900);
+    }
+}

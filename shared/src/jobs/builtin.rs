@@ -45,7 +45,11 @@ async fn record(db: DbPool, job: Job) -> Result<(), JobError> {
 
 /// `{"ms": N}`: waits N milliseconds, then succeeds.
 async fn sleep(job: Job) -> Result<(), JobError> {
-    let ms = job.payload.get("ms").and_then(|v| v.as_u64()).unwrap_or(1000);
+    let ms = job
+        .payload
+        .get("ms")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1000);
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Ok(())
 }
@@ -54,14 +58,31 @@ async fn sleep(job: Job) -> Result<(), JobError> {
 /// (permanently if asked), then succeeds like `record`. Attempts count from the envelope, so no
 /// state is kept.
 async fn flaky(db: DbPool, job: Job) -> Result<(), JobError> {
-    let fail_times = job.payload.get("fail_times").and_then(|v| v.as_u64()).unwrap_or(u64::MAX);
-    let message = job.payload.get("error").and_then(|v| v.as_str()).unwrap_or("flaky job failed on purpose").to_owned();
+    let fail_times = job
+        .payload
+        .get("fail_times")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(u64::MAX);
+    let message = job
+        .payload
+        .get("error")
+        .and_then(|v| v.as_str())
+        .unwrap_or("flaky job failed on purpose")
+        .to_owned();
     if u64::from(job.attempt) > fail_times {
         return record(db, job).await;
     }
-    if job.payload.get("permanent").and_then(|v| v.as_bool()).unwrap_or(false) {
+    if job
+        .payload
+        .get("permanent")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false)
+    {
         Err(JobError::Permanent(message))
     } else {
-        Err(JobError::Transient(format!("{message} (attempt {})", job.attempt)))
+        Err(JobError::Transient(format!(
+            "{message} (attempt {})",
+            job.attempt
+        )))
     }
 }

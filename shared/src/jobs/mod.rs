@@ -76,7 +76,11 @@ impl JobRegistry {
             Some(handler) => handler.handle(job),
             None => {
                 let kind = job.kind.clone();
-                Box::pin(async move { Err(JobError::Permanent(format!("no handler registered for job kind {kind:?}"))) })
+                Box::pin(async move {
+                    Err(JobError::Permanent(format!(
+                        "no handler registered for job kind {kind:?}"
+                    )))
+                })
             }
         }
     }

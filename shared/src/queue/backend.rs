@@ -143,7 +143,9 @@ impl StreamBackend {
         let (ack_tx, ack_rx) = mpsc::channel(options.concurrency.max(1) * 2);
         let (delivery_tx, delivery_rx) = mpsc::channel(options.concurrency.max(1));
         let shared = Arc::new(Shared {
-            permits: Arc::new(Semaphore::new(options.concurrency.max(1) + options.batch.max(1))),
+            permits: Arc::new(Semaphore::new(
+                options.concurrency.max(1) + options.batch.max(1),
+            )),
             running: Arc::new(Semaphore::new(options.concurrency.max(1))),
             consumer,
             options,
@@ -154,8 +156,15 @@ impl StreamBackend {
         let stop_reading = CancellationToken::new();
         tokio::spawn(run_acker(shared.consumer.clone(), ack_rx));
         tokio::spawn(run_heartbeat(Arc::downgrade(&shared), stop_reading.clone()));
-        tokio::spawn(run_maintenance(Arc::downgrade(&shared), stop_reading.clone()));
-        let reader = tokio::spawn(run_reader(shared.clone(), delivery_tx, stop_reading.clone()));
+        tokio::spawn(run_maintenance(
+            Arc::downgrade(&shared),
+            stop_reading.clone(),
+        ));
+        let reader = tokio::spawn(run_reader(
+            shared.clone(),
+            delivery_tx,
+            stop_reading.clone(),
+        ));
         Self {
             shared,
             deliveries: delivery_rx,
@@ -197,11 +206,19 @@ impl Backend for StreamBackend {
     type Task = Task<Delivery>;
     type Error = QueueError;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+    fn poll_ready(
+        &mut self,
+        _: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
         Poll::Ready(Ok(()))
     }
 
-    fn poll_next(&mut self, cx: &mut Context<'_>, _: &WorkerContext) -> Poll<Option<Result<Self::Task, Self::Error>>> {
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
         self.deliveries.poll_recv(cx).map(|next| {
             next.map(|delivery| {
                 let id = TaskId::from_string(delivery.entry_id.clone());
@@ -210,7 +227,11 @@ impl Backend for StreamBackend {
         })
     }
 
-    fn poll_close(&mut self, cx: &mut Context<'_>, _: &WorkerContext) -> Poll<Result<(), Self::Error>> {
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        _: &WorkerContext,
+    ) -> Poll<Result<(), Self::Error>> {
         if self.closing.is_none() {
             self.closing = Some(self.close());
         }
@@ -241,7 +262,11 @@ impl BackendConfig for StreamBackend {
 
 /// Reads while there are free slots; never busy-polls (XREADGROUP BLOCK), never gives up on
 /// Redis (reconnects with backoff), and never reads more than it can start.
-async fn run_reader(shared: Arc<Shared>, deliveries: mpsc::Sender<Delivery>, stop: CancellationToken) {
+async fn run_reader(
+    shared: Arc<Shared>,
+    deliveries: mpsc::Sender<Delivery>,
+    stop: CancellationToken,
+) {
     let consumer = &shared.consumer;
     let options = &shared.options;
     let mut conn = None;
@@ -255,7 +280,10 @@ async fn run_reader(shared: Arc<Shared>, deliveries: mpsc::Sender<Delivery>, sto
             _ = stop.cancelled() => return,
         };
         slots.forget();
-        let extra = shared.permits.available_permits().min(options.batch.saturating_sub(1));
+        let extra = shared
+            .permits
+            .available_permits()
+            .min(options.batch.saturating_sub(1));
         if let Ok(p) = shared.permits.try_acquire_many(extra as u32) {
             p.forget();
         }
@@ -305,7 +333,10 @@ async fn run_reader(shared: Arc<Shared>, deliveries: mpsc::Sender<Delivery>, sto
 
 /// A fresh reader connection; re-creates the group too, since a Redis that restarted without
 /// persistence has forgotten it.
-async fn connect(consumer: &StreamConsumer, block: Duration) -> Result<redis::aio::MultiplexedConnection, QueueError> {
+async fn connect(
+    consumer: &StreamConsumer,
+    block: Duration,
+) -> Result<redis::aio::MultiplexedConnection, QueueError> {
     let conn = consumer.reader_connection(block).await?;
     consumer.ensure_group().await?;
     Ok(conn)
@@ -323,7 +354,9 @@ async fn run_heartbeat(shared: std::sync::Weak<Shared>, stop: CancellationToken)
             _ = stop.cancelled() => {}
         }
         // Keep beating while jobs drain after `stop`; end when the backend is gone.
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         let ids = shared.in_flight_ids();
         if stop.is_cancelled() && ids.is_empty() {
             return;
@@ -351,9 +384,16 @@ async fn run_maintenance(shared: std::sync::Weak<Shared>, stop: CancellationToke
             _ = ticks.tick() => {}
             _ = stop.cancelled() => return,
         }
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         let queue = shared.consumer.queue();
-        match shared.consumer.queues().maintain(queue, shared.options.policy.timeout, 10).await {
+        match shared
+            .consumer
+            .queues()
+            .maintain(queue, shared.options.policy.timeout, 10)
+            .await
+        {
             Ok((promoted, reclaimed)) if promoted + reclaimed > 0 => {
                 debug!(%queue, promoted, reclaimed, "maintenance moved jobs");
             }
@@ -461,7 +501,11 @@ where
 /// Jobs that must not run: undecodable envelopes and poison messages.
 fn screen(shared: &Shared, delivery: &Delivery) -> Option<String> {
     let job = delivery.body.as_ref().ok()?;
-    let max = shared.options.tries_override.unwrap_or(job.max_attempts).max(1);
+    let max = shared
+        .options
+        .tries_override
+        .unwrap_or(job.max_attempts)
+        .max(1);
     (delivery.reclaims >= max).then(|| {
         format!(
             "poison message: abandoned {} times by workers that died while running it",
@@ -499,7 +543,10 @@ where
     let timeout = shared.options.policy.timeout;
     let outcome = match tokio::time::timeout(timeout, AssertUnwindSafe(run).catch_unwind()).await {
         Err(_) => Err(JobError::Transient(format!("timed out after {timeout:?}"))),
-        Ok(Err(panic)) => Err(JobError::Transient(format!("handler panicked: {}", panic_message(&panic)))),
+        Ok(Err(panic)) => Err(JobError::Transient(format!(
+            "handler panicked: {}",
+            panic_message(&panic)
+        ))),
         Ok(Ok(Ok(()))) => Ok(()),
         Ok(Ok(Err(e))) => Err(classify(e.into())),
     };
@@ -529,7 +576,11 @@ async fn settle(
 ) -> Result<(), QueueError> {
     let labels = [("queue", job.queue.to_string()), ("kind", job.kind.clone())];
     metrics::histogram!("switchyard_job_duration_seconds", &labels).record(took.as_secs_f64());
-    let max = shared.options.tries_override.unwrap_or(job.max_attempts).max(1);
+    let max = shared
+        .options
+        .tries_override
+        .unwrap_or(job.max_attempts)
+        .max(1);
     match outcome {
         Ok(()) => {
             shared.ack(entry_id.to_owned()).await?;
@@ -538,14 +589,28 @@ async fn settle(
         }
         Err(e @ JobError::Permanent(_)) => fail(shared, entry_id, job, &e.to_string()).await,
         Err(e) if job.attempt >= max => {
-            fail(shared, entry_id, job, &format!("{e} (gave up after {} attempts)", job.attempt)).await
+            fail(
+                shared,
+                entry_id,
+                job,
+                &format!("{e} (gave up after {} attempts)", job.attempt),
+            )
+            .await
         }
         Err(e) => retry(shared, entry_id, job, e).await,
     }
 }
 
-async fn retry(shared: &Shared, entry_id: &str, job: &Job, error: JobError) -> Result<(), QueueError> {
-    let mut delay = shared.options.policy.delay_after(job.attempt, &mut rand::rng());
+async fn retry(
+    shared: &Shared,
+    entry_id: &str,
+    job: &Job,
+    error: JobError,
+) -> Result<(), QueueError> {
+    let mut delay = shared
+        .options
+        .policy
+        .delay_after(job.attempt, &mut rand::rng());
     if let JobError::RetryAfter { after, .. } = &error {
         delay = delay.max(*after).min(Duration::from_secs(3600));
     }
@@ -566,18 +631,34 @@ async fn fail(shared: &Shared, entry_id: &str, job: &Job, reason: &str) -> Resul
     let max = shared.options.tries_override.unwrap_or(job.max_attempts);
     let mut failed_job = job.clone();
     failed_job.max_attempts = max;
-    shared.failed.record(&FailedJob::from_job(&failed_job, reason)).await?;
-    shared.consumer.settle(&[entry_id.to_owned()], Settled::Failed).await?;
+    shared
+        .failed
+        .record(&FailedJob::from_job(&failed_job, reason))
+        .await?;
+    shared
+        .consumer
+        .settle(&[entry_id.to_owned()], Settled::Failed)
+        .await?;
     error!(reason, "job failed for good; moved to failed jobs");
     count(job, "failed");
     report_to_sentry(job, reason);
     Ok(())
 }
 
-async fn fail_undecodable(shared: &Shared, entry_id: &str, bad: &super::consume::BadEnvelope) -> Result<(), QueueError> {
+async fn fail_undecodable(
+    shared: &Shared,
+    entry_id: &str,
+    bad: &super::consume::BadEnvelope,
+) -> Result<(), QueueError> {
     let queue = shared.consumer.queue().to_string();
-    shared.failed.record(&FailedJob::from_bad_envelope(&queue, entry_id, bad)).await?;
-    shared.consumer.settle(&[entry_id.to_owned()], Settled::Failed).await?;
+    shared
+        .failed
+        .record(&FailedJob::from_bad_envelope(&queue, entry_id, bad))
+        .await?;
+    shared
+        .consumer
+        .settle(&[entry_id.to_owned()], Settled::Failed)
+        .await?;
     error!(entry_id, queue, reason = %bad.reason, "undecodable job moved to failed jobs");
     metrics::counter!("switchyard_jobs_total", "queue" => queue, "kind" => "(undecodable)", "outcome" => "failed").increment(1);
     Ok(())
@@ -602,7 +683,12 @@ fn report_to_sentry(job: &Job, reason: &str) {
             scope.set_tag("correlation_id", &job.correlation_id);
             scope.set_extra("attempts", job.attempt.into());
         },
-        || sentry::capture_message(&format!("job {} ({}) failed: {reason}", job.id, job.kind), sentry::Level::Error),
+        || {
+            sentry::capture_message(
+                &format!("job {} ({}) failed: {reason}", job.id, job.kind),
+                sentry::Level::Error,
+            )
+        },
     );
 }
 

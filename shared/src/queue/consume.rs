@@ -107,7 +107,10 @@ impl StreamConsumer {
     /// A connection of its own for blocking reads: a blocked XREADGROUP on a shared multiplexed
     /// connection would stall every other command, and the client's default 500 ms response
     /// timeout would cut every BLOCK short.
-    pub async fn reader_connection(&self, block: Duration) -> Result<MultiplexedConnection, QueueError> {
+    pub async fn reader_connection(
+        &self,
+        block: Duration,
+    ) -> Result<MultiplexedConnection, QueueError> {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(block + Duration::from_secs(5)));
@@ -129,20 +132,20 @@ impl StreamConsumer {
             .group(GROUP, &self.name)
             .count(count)
             .block(block.as_millis() as usize);
-        let reply: Option<StreamReadReply> = redis::AsyncCommands::xread_options(
-            conn,
-            &[&self.keys.stream],
-            &[">"],
-            &options,
-        )
-        .await?;
+        let reply: Option<StreamReadReply> =
+            redis::AsyncCommands::xread_options(conn, &[&self.keys.stream], &[">"], &options)
+                .await?;
         let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
         Ok(entries
             .map(|entry| self.decode(entry.id, &entry.map))
             .collect())
     }
 
-    fn decode(&self, entry_id: String, fields: &std::collections::HashMap<String, Value>) -> Delivery {
+    fn decode(
+        &self,
+        entry_id: String,
+        fields: &std::collections::HashMap<String, Value>,
+    ) -> Delivery {
         let text = |name: &str| match fields.get(name) {
             Some(Value::BulkString(bytes)) => Some(String::from_utf8_lossy(bytes).into_owned()),
             Some(Value::SimpleString(s)) => Some(s.clone()),
@@ -168,7 +171,11 @@ impl StreamConsumer {
         match serde_json::from_str::<Job>(&raw) {
             Ok(job) if job.queue == self.queue => Ok(job),
             Ok(job) => Err(BadEnvelope {
-                reason: format!("envelope names queue {:?} but was read from {:?}", job.queue.as_str(), self.queue.as_str()),
+                reason: format!(
+                    "envelope names queue {:?} but was read from {:?}",
+                    job.queue.as_str(),
+                    self.queue.as_str()
+                ),
                 raw,
             }),
             Err(e) => Err(BadEnvelope {
@@ -213,7 +220,12 @@ impl StreamConsumer {
 
     /// Moves an in-flight entry to the delayed set as `next` (the following attempt), due at
     /// `due_ms`. Returns false when the entry was no longer ours.
-    pub async fn retry_later(&self, entry_id: &str, next: &Job, due_ms: i64) -> Result<bool, QueueError> {
+    pub async fn retry_later(
+        &self,
+        entry_id: &str,
+        next: &Job,
+        due_ms: i64,
+    ) -> Result<bool, QueueError> {
         let mut conn = self.queues.conn().await?;
         let moved: i64 = scripts::RETRY_LATER
             .key(&self.keys.stream)

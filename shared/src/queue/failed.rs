@@ -123,7 +123,9 @@ impl FailedJobs {
 
     pub async fn forget(&self, id: &str) -> Result<bool, DbError> {
         let mut conn = self.db.get().await?;
-        let n = diesel::delete(failed_jobs::table.find(id)).execute(&mut conn).await?;
+        let n = diesel::delete(failed_jobs::table.find(id))
+            .execute(&mut conn)
+            .await?;
         Ok(n == 1)
     }
 }

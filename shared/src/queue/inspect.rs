@@ -26,15 +26,29 @@ impl Queues {
     pub async fn stats(&self, queue: &QueueName) -> Result<QueueStats, QueueError> {
         let keys = self.keys(queue);
         let mut conn = self.conn().await?;
-        let (length, delayed, next, counters): (u64, u64, Vec<(String, i64)>, Vec<(String, u64)>) =
+        type Reply = (u64, u64, Vec<(String, i64)>, Vec<(String, u64)>);
+        let (length, delayed, next, counters): Reply =
             redis::pipe()
-                .cmd("XLEN").arg(&keys.stream)
-                .cmd("ZCARD").arg(&keys.delayed)
-                .cmd("ZRANGE").arg(&keys.delayed).arg(0).arg(0).arg("WITHSCORES")
-                .cmd("HGETALL").arg(&keys.stats)
+                .cmd("XLEN")
+                .arg(&keys.stream)
+                .cmd("ZCARD")
+                .arg(&keys.delayed)
+                .cmd("ZRANGE")
+                .arg(&keys.delayed)
+                .arg(0)
+                .arg(0)
+                .arg("WITHSCORES")
+                .cmd("HGETALL")
+                .arg(&keys.stats)
                 .query_async(&mut conn)
                 .await?;
-        let counter = |name: &str| counters.iter().find(|(k, _)| k == name).map(|(_, v)| *v).unwrap_or(0);
+        let counter = |name: &str| {
+            counters
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| *v)
+                .unwrap_or(0)
+        };
         let mut stats = QueueStats {
             queue: queue.to_string(),
             length,
@@ -52,7 +66,10 @@ impl Queues {
             .await;
         for group in groups.unwrap_or_default() {
             let fields = pairs(&group);
-            if fields.iter().any(|(k, v)| k == "name" && as_text(v).as_deref() == Some(GROUP)) {
+            if fields
+                .iter()
+                .any(|(k, v)| k == "name" && as_text(v).as_deref() == Some(GROUP))
+            {
                 for (k, v) in fields {
                     match k.as_str() {
                         "consumers" => stats.consumers = as_u64(&v).unwrap_or(0),

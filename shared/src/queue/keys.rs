@@ -48,6 +48,9 @@ mod tests {
         assert_eq!(keys.stream, "sy:{whatsapp-messages}:stream");
         assert_eq!(keys.delayed, "sy:{whatsapp-messages}:delayed");
         assert_eq!(keys.stats, "sy:{whatsapp-messages}:stats");
-        assert_eq!(keys.dedup("wamid.1"), "sy:{whatsapp-messages}:dedup:wamid.1");
+        assert_eq!(
+            keys.dedup("wamid.1"),
+            "sy:{whatsapp-messages}:dedup:wamid.1"
+        );
     }
 }

@@ -11,7 +11,12 @@ const RECLAIMER: &str = "reclaimer";
 
 impl Queues {
     /// Moves up to `limit` delayed jobs due at `now_ms` into the stream; returns how many.
-    pub async fn promote_due(&self, queue: &QueueName, now_ms: i64, limit: usize) -> Result<u64, QueueError> {
+    pub async fn promote_due(
+        &self,
+        queue: &QueueName,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<u64, QueueError> {
         let keys = self.keys(queue);
         let mut conn = self.conn().await?;
         Ok(scripts::PROMOTE_DUE
@@ -49,7 +54,12 @@ impl Queues {
     }
 
     /// Promotes and reclaims until both run dry (bounded by `rounds`); returns (promoted, reclaimed).
-    pub async fn maintain(&self, queue: &QueueName, lease: Duration, rounds: usize) -> Result<(u64, u64), QueueError> {
+    pub async fn maintain(
+        &self,
+        queue: &QueueName,
+        lease: Duration,
+        rounds: usize,
+    ) -> Result<(u64, u64), QueueError> {
         const BATCH: usize = 500;
         let (mut promoted, mut reclaimed) = (0, 0);
         for _ in 0..rounds {

@@ -129,7 +129,11 @@ mod tests {
         for (i, (low, high)) in bounds.iter().enumerate() {
             let attempt = i as u32 + 1;
             let (lo, hi) = policy.delay_bounds(attempt);
-            assert_eq!((lo.as_secs_f64(), hi.as_secs_f64()), (*low, *high), "{queue} #{attempt}");
+            assert_eq!(
+                (lo.as_secs_f64(), hi.as_secs_f64()),
+                (*low, *high),
+                "{queue} #{attempt}"
+            );
             for _ in 0..200 {
                 let d = policy.delay_after(attempt, &mut rng);
                 assert!(d >= lo && d <= hi, "{queue} #{attempt}: {d:?}");
@@ -139,7 +143,16 @@ mod tests {
 
     #[test]
     fn inbound_channels_back_off_exponentially_with_full_jitter_capped_at_a_minute() {
-        let expected = [(0.0, 1.0), (0.0, 2.0), (0.0, 4.0), (0.0, 8.0), (0.0, 16.0), (0.0, 32.0), (0.0, 60.0), (0.0, 60.0)];
+        let expected = [
+            (0.0, 1.0),
+            (0.0, 2.0),
+            (0.0, 4.0),
+            (0.0, 8.0),
+            (0.0, 16.0),
+            (0.0, 32.0),
+            (0.0, 60.0),
+            (0.0, 60.0),
+        ];
         for q in ["whatsapp-messages", "facebook", "email", "widget"] {
             check(q, 3, 120, &expected);
         }
@@ -151,13 +164,25 @@ mod tests {
             "deliveries",
             5,
             30,
-            &[(9.0, 11.0), (27.0, 33.0), (54.0, 66.0), (108.0, 132.0), (270.0, 330.0), (270.0, 330.0)],
+            &[
+                (9.0, 11.0),
+                (27.0, 33.0),
+                (54.0, 66.0),
+                (108.0, 132.0),
+                (270.0, 330.0),
+                (270.0, 330.0),
+            ],
         );
     }
 
     #[test]
     fn webhooks_wait_one_five_and_fifteen_minutes() {
-        check("webhooks", 4, 30, &[(54.0, 66.0), (270.0, 330.0), (810.0, 990.0)]);
+        check(
+            "webhooks",
+            4,
+            30,
+            &[(54.0, 66.0), (270.0, 330.0), (810.0, 990.0)],
+        );
     }
 
     #[test]
@@ -166,6 +191,9 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let draws: std::collections::HashSet<_> =
             (0..50).map(|_| policy.delay_after(6, &mut rng)).collect();
-        assert!(draws.len() > 40, "jitter should not collapse to a few values");
+        assert!(
+            draws.len() > 40,
+            "jitter should not collapse to a few values"
+        );
     }
 }

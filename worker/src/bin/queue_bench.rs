@@ -4,7 +4,10 @@
 //! cargo run --release -p worker --bin queue-bench -- --jobs 100000 --concurrency 50
 
 use std::{
-    sync::{Arc, Mutex, atomic::{AtomicU64, Ordering}},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -37,7 +40,11 @@ struct Args {
     seconds: u64,
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
-    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/switchyard")]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/switchyard"
+    )]
     database_url: String,
 }
 
@@ -47,7 +54,10 @@ async fn main() -> anyhow::Result<()> {
     let prefix = format!("bench-{}", std::process::id());
     let queues = Queues::new(&args.redis_url, &prefix)?;
     let queue = QueueName::new("bench")?;
-    println!("queue-bench: {} jobs, concurrency {}, batch {}", args.jobs, args.concurrency, args.batch);
+    println!(
+        "queue-bench: {} jobs, concurrency {}, batch {}",
+        args.jobs, args.concurrency, args.batch
+    );
 
     let raw_add = raw_xadd(&args, &queues, &queue).await?;
     let raw_drain = raw_drain(&args, &queues, &queue).await?;
@@ -62,13 +72,24 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("| measure | jobs/s |");
     println!("| --- | --- |");
-    println!("| raw pipelined XADD (batch {}) | {raw_add:.0} |", args.batch);
-    println!("| raw XREADGROUP COUNT {} + XACK + XDEL loop | {raw_drain:.0} |", args.batch);
+    println!(
+        "| raw pipelined XADD (batch {}) | {raw_add:.0} |",
+        args.batch
+    );
+    println!(
+        "| raw XREADGROUP COUNT {} + XACK + XDEL loop | {raw_drain:.0} |",
+        args.batch
+    );
     println!("| switchyard enqueue_batch | {enqueue:.0} |");
-    println!("| switchyard drain, {}-deep backlog | {drain:.0} |", args.jobs);
+    println!(
+        "| switchyard drain, {}-deep backlog | {drain:.0} |",
+        args.jobs
+    );
     println!("| switchyard drain while producing | {concurrent:.0} |");
     println!("| drain / raw loop | {:.0} % |", 100.0 * drain / raw_drain);
-    println!("latency enqueue -> handler start at {achieved:.0} jobs/s offered: p50 {p50:.2} ms, p99 {p99:.2} ms");
+    println!(
+        "latency enqueue -> handler start at {achieved:.0} jobs/s offered: p50 {p50:.2} ms, p99 {p99:.2} ms"
+    );
     println!("peak RSS {} MiB", peak_rss_kib() / 1024);
     Ok(())
 }
@@ -78,7 +99,9 @@ fn rate(n: usize, took: Duration) -> f64 {
 }
 
 async fn raw_conn(args: &Args) -> anyhow::Result<redis::aio::MultiplexedConnection> {
-    Ok(redis::Client::open(args.redis_url.as_str())?.get_multiplexed_async_connection().await?)
+    Ok(redis::Client::open(args.redis_url.as_str())?
+        .get_multiplexed_async_connection()
+        .await?)
 }
 
 async fn raw_xadd(args: &Args, queues: &Queues, queue: &QueueName) -> anyhow::Result<f64> {
@@ -90,7 +113,12 @@ async fn raw_xadd(args: &Args, queues: &Queues, queue: &QueueName) -> anyhow::Re
         let n = args.batch.min(args.jobs - chunk * args.batch);
         let mut pipe = redis::pipe();
         for _ in 0..n {
-            pipe.cmd("XADD").arg(&stream).arg("*").arg("job").arg(&body).ignore();
+            pipe.cmd("XADD")
+                .arg(&stream)
+                .arg("*")
+                .arg("job")
+                .arg(&body)
+                .ignore();
         }
         pipe.query_async::<()>(&mut conn).await?;
     }
@@ -101,22 +129,46 @@ async fn raw_xadd(args: &Args, queues: &Queues, queue: &QueueName) -> anyhow::Re
 async fn raw_drain(args: &Args, queues: &Queues, queue: &QueueName) -> anyhow::Result<f64> {
     let stream = queues.keys(queue).stream;
     let mut conn = raw_conn(args).await?;
-    let _: Result<(), _> = redis::cmd("XGROUP").arg("CREATE").arg(&stream).arg("raw").arg("0").query_async(&mut conn).await;
+    let _: Result<(), _> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&stream)
+        .arg("raw")
+        .arg("0")
+        .query_async(&mut conn)
+        .await;
     let started = Instant::now();
     let mut done = 0;
     while done < args.jobs {
         let reply: redis::streams::StreamReadReply = redis::cmd("XREADGROUP")
-            .arg("GROUP").arg("raw").arg("c").arg("COUNT").arg(args.batch)
-            .arg("STREAMS").arg(&stream).arg(">")
+            .arg("GROUP")
+            .arg("raw")
+            .arg("c")
+            .arg("COUNT")
+            .arg(args.batch)
+            .arg("STREAMS")
+            .arg(&stream)
+            .arg(">")
             .query_async(&mut conn)
             .await?;
-        let ids: Vec<String> = reply.keys.into_iter().flat_map(|k| k.ids).map(|e| e.id).collect();
+        let ids: Vec<String> = reply
+            .keys
+            .into_iter()
+            .flat_map(|k| k.ids)
+            .map(|e| e.id)
+            .collect();
         if ids.is_empty() {
             break;
         }
         redis::pipe()
-            .cmd("XACK").arg(&stream).arg("raw").arg(&ids).ignore()
-            .cmd("XDEL").arg(&stream).arg(&ids).ignore()
+            .cmd("XACK")
+            .arg(&stream)
+            .arg("raw")
+            .arg(&ids)
+            .ignore()
+            .cmd("XDEL")
+            .arg(&stream)
+            .arg(&ids)
+            .ignore()
             .query_async::<()>(&mut conn)
             .await?;
         done += ids.len();
@@ -126,9 +178,15 @@ async fn raw_drain(args: &Args, queues: &Queues, queue: &QueueName) -> anyhow::R
 
 async fn clear(args: &Args, prefix: &str) -> anyhow::Result<()> {
     let mut conn = raw_conn(args).await?;
-    let keys: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}:*")).query_async(&mut conn).await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query_async(&mut conn)
+        .await?;
     if !keys.is_empty() {
-        redis::cmd("DEL").arg(keys).query_async::<()>(&mut conn).await?;
+        redis::cmd("DEL")
+            .arg(keys)
+            .query_async::<()>(&mut conn)
+            .await?;
     }
     Ok(())
 }
@@ -138,7 +196,9 @@ async fn enqueue_backlog(args: &Args, queues: &Queues, queue: &QueueName) -> any
     let mut left = args.jobs;
     while left > 0 {
         let n = args.batch.min(left);
-        let jobs: Vec<Job> = (0..n).map(|_| Job::new(queue.clone(), "noop", serde_json::json!({}))).collect();
+        let jobs: Vec<Job> = (0..n)
+            .map(|_| Job::new(queue.clone(), "noop", serde_json::json!({})))
+            .collect();
         queues.enqueue_batch(&jobs).await?;
         left -= n;
     }
@@ -151,14 +211,22 @@ struct Running {
     handle: tokio::task::JoinHandle<()>,
 }
 
-fn start(args: &Args, queues: &Queues, queue: &QueueName, latencies: Option<Arc<Mutex<Vec<f64>>>>) -> anyhow::Result<Running> {
+fn start(
+    args: &Args,
+    queues: &Queues,
+    queue: &QueueName,
+    latencies: Option<Arc<Mutex<Vec<f64>>>>,
+) -> anyhow::Result<Running> {
     let done = Arc::new(AtomicU64::new(0));
     let counter = done.clone();
     let mut registry = JobRegistry::new();
     registry.register("noop", move |job: Job| {
         if let Some(latencies) = &latencies {
             let waited = chrono::Utc::now() - job.enqueued_at;
-            latencies.lock().unwrap().push(waited.num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            latencies
+                .lock()
+                .unwrap()
+                .push(waited.num_microseconds().unwrap_or(0) as f64 / 1000.0);
         }
         counter.fetch_add(1, Ordering::Relaxed);
         async { Ok(()) }
@@ -178,7 +246,12 @@ fn start(args: &Args, queues: &Queues, queue: &QueueName, latencies: Option<Arc<
     Ok(Running { stop, done, handle })
 }
 
-async fn until_drained(queues: &Queues, queue: &QueueName, running: &Running, target: u64) -> anyhow::Result<()> {
+async fn until_drained(
+    queues: &Queues,
+    queue: &QueueName,
+    running: &Running,
+    target: u64,
+) -> anyhow::Result<()> {
     while running.done.load(Ordering::Relaxed) < target {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
@@ -189,7 +262,12 @@ async fn until_drained(queues: &Queues, queue: &QueueName, running: &Running, ta
     Ok(())
 }
 
-async fn drain(args: &Args, queues: &Queues, queue: &QueueName, latencies: Option<Arc<Mutex<Vec<f64>>>>) -> anyhow::Result<f64> {
+async fn drain(
+    args: &Args,
+    queues: &Queues,
+    queue: &QueueName,
+    latencies: Option<Arc<Mutex<Vec<f64>>>>,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     let running = start(args, queues, queue, latencies)?;
     until_drained(queues, queue, &running, args.jobs as u64).await?;
@@ -199,7 +277,11 @@ async fn drain(args: &Args, queues: &Queues, queue: &QueueName, latencies: Optio
     Ok(rate(args.jobs, took))
 }
 
-async fn drain_while_producing(args: &Args, queues: &Queues, queue: &QueueName) -> anyhow::Result<f64> {
+async fn drain_while_producing(
+    args: &Args,
+    queues: &Queues,
+    queue: &QueueName,
+) -> anyhow::Result<f64> {
     let started = Instant::now();
     let running = start(args, queues, queue, None)?;
     enqueue_backlog(args, queues, queue).await?;
@@ -211,7 +293,11 @@ async fn drain_while_producing(args: &Args, queues: &Queues, queue: &QueueName) 
 }
 
 /// Offers `rate` jobs/s one XADD at a time and reports enqueue → handler-start latency.
-async fn latency(args: &Args, queues: &Queues, queue: &QueueName) -> anyhow::Result<(f64, f64, f64)> {
+async fn latency(
+    args: &Args,
+    queues: &Queues,
+    queue: &QueueName,
+) -> anyhow::Result<(f64, f64, f64)> {
     let samples = Arc::new(Mutex::new(Vec::new()));
     let running = start(args, queues, queue, Some(samples.clone()))?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -247,6 +333,10 @@ async fn latency(args: &Args, queues: &Queues, queue: &QueueName) -> anyhow::Res
 fn peak_rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
         .unwrap_or(0)
 }

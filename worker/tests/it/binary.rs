@@ -3,7 +3,10 @@
 
 use std::process::{Child, Command, Stdio};
 
-use nix::{sys::signal::{Signal, kill}, unistd::Pid};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
 use serde_json::json;
 use shared::queue::Job;
 
@@ -36,7 +39,9 @@ async fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 }
 
 async fn enqueue_many(h: &Harness, queue: &str, n: usize, payload: serde_json::Value) {
-    let jobs: Vec<Job> = (0..n).map(|_| Job::new(q(queue), "record", payload.clone())).collect();
+    let jobs: Vec<Job> = (0..n)
+        .map(|_| Job::new(q(queue), "record", payload.clone()))
+        .collect();
     for chunk in jobs.chunks(1000) {
         h.queues().enqueue_batch(chunk).await.unwrap();
     }
@@ -49,15 +54,24 @@ async fn two_workers_drain_20000_jobs_exactly_once_when_one_is_killed_midway() {
     let args = ["--queue=facebook", "--timeout=5", "--concurrency=50"];
     let mut victim = spawn_worker(&h, &args);
     let mut survivor = spawn_worker(&h, &args);
-    eventually("work is under way", || async { h.receipts().await >= 2_000 }).await;
+    eventually("work is under way", || async {
+        h.receipts().await >= 2_000
+    })
+    .await;
     victim.kill().expect("SIGKILL");
     victim.wait().unwrap();
     let killed_at = h.receipts().await;
-    assert!(killed_at < 20_000, "the kill must land mid-way (had {killed_at})");
+    assert!(
+        killed_at < 20_000,
+        "the kill must land mid-way (had {killed_at})"
+    );
 
     eventually("every job done, nothing pending or delayed", || async {
         let stats = h.queues().stats(&q("facebook")).await.unwrap();
-        h.receipts().await == 20_000 && stats.length == 0 && stats.pending == 0 && stats.delayed == 0
+        h.receipts().await == 20_000
+            && stats.length == 0
+            && stats.pending == 0
+            && stats.delayed == 0
     })
     .await;
     assert_eq!(h.failed_jobs().count(None).await.unwrap(), 0);
@@ -71,7 +85,10 @@ async fn sigterm_finishes_in_flight_jobs_acks_them_and_exits_zero() {
     let h = Harness::new().await;
     enqueue_many(&h, "email", 10, json!({"sleep_ms": 1500})).await;
     let mut worker = spawn_worker(&h, &["--queue=email", "--concurrency=10", "--grace=20"]);
-    eventually("all ten in flight", || async { h.pending("email").await == 10 }).await;
+    eventually("all ten in flight", || async {
+        h.pending("email").await == 10
+    })
+    .await;
     assert_eq!(h.receipts().await, 0);
     kill(Pid::from_raw(worker.id() as i32), Signal::SIGTERM).unwrap();
     let status = wait_exit(&mut worker).await;
@@ -91,5 +108,8 @@ async fn a_bad_queue_flag_is_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("invalid queue name \"Bad Queue\""), "{stderr}");
+    assert!(
+        stderr.contains("invalid queue name \"Bad Queue\""),
+        "{stderr}"
+    );
 }

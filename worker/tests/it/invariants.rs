@@ -35,7 +35,7 @@ async fn enqueue_returns_after_the_entry_exists_and_errors_when_redis_is_unreach
 
     let dead = Queues::new("redis://127.0.0.1:1", "dead").unwrap();
     assert!(dead.enqueue(&sent).await.is_err());
-    assert!(dead.enqueue_batch(&[sent.clone()]).await.is_err());
+    assert!(dead.enqueue_batch(std::slice::from_ref(&sent)).await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -73,8 +73,15 @@ async fn a_job_is_acked_only_after_its_handler_committed() {
     assert_eq!(h.xlen("facebook").await, 1);
     assert_eq!(h.receipts().await, 0);
     gate.open();
-    eventually("the job is acked", || async { h.pending("facebook").await == 0 }).await;
-    assert_eq!(h.receipts().await, 1, "the effect was committed before the ack");
+    eventually("the job is acked", || async {
+        h.pending("facebook").await == 0
+    })
+    .await;
+    assert_eq!(
+        h.receipts().await,
+        1,
+        "the effect was committed before the ack"
+    );
     assert_eq!(h.xlen("facebook").await, 0);
     h.stop_all().await;
 }
@@ -101,17 +108,40 @@ async fn a_reclaimed_entry_cannot_also_be_retried_by_its_old_owner() {
     let consumer = StreamConsumer::new(h.queues(), queue.clone(), "slow-consumer");
     consumer.ensure_group().await.unwrap();
     h.queues().enqueue(&job("facebook", "noop")).await.unwrap();
-    let mut conn = consumer.reader_connection(Duration::from_millis(100)).await.unwrap();
-    let read = consumer.read(&mut conn, 10, Duration::from_millis(100)).await.unwrap();
+    let mut conn = consumer
+        .reader_connection(Duration::from_millis(100))
+        .await
+        .unwrap();
+    let read = consumer
+        .read(&mut conn, 10, Duration::from_millis(100))
+        .await
+        .unwrap();
     let delivery = &read[0];
-    let reclaimed = h.queues().reclaim_abandoned(&queue, Duration::ZERO, 10).await.unwrap();
+    let reclaimed = h
+        .queues()
+        .reclaim_abandoned(&queue, Duration::ZERO, 10)
+        .await
+        .unwrap();
     assert_eq!(reclaimed, 1);
     let job = delivery.body.clone().unwrap();
-    let moved = consumer.retry_later(&delivery.entry_id, &job.next_attempt("boom"), 0).await.unwrap();
+    let moved = consumer
+        .retry_later(&delivery.entry_id, &job.next_attempt("boom"), 0)
+        .await
+        .unwrap();
     assert!(!moved, "the old owner no longer owns the entry");
     assert!(h.delayed("facebook").await.is_empty());
-    assert_eq!(h.xlen("facebook").await, 1, "exactly one copy, back in the stream");
-    assert_eq!(consumer.settle(&[delivery.entry_id.clone()], Settled::Processed).await.unwrap(), 0);
+    assert_eq!(
+        h.xlen("facebook").await,
+        1,
+        "exactly one copy, back in the stream"
+    );
+    assert_eq!(
+        consumer
+            .settle(std::slice::from_ref(&delivery.entry_id), Settled::Processed)
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 /// 3. A move to failed jobs writes the row first: with Postgres unreachable the entry is not
@@ -127,8 +157,16 @@ async fn a_failure_is_not_acked_until_its_failed_jobs_row_is_written() {
         let failed = shared::queue::failed::FailedJobs::new(broken_db);
         let stop = h.stop.child_token();
         let mut registry = JobRegistry::new();
-        registry.register("doomed", |_job: Job| async { Err(JobError::permanent("invalid payload")) });
-        tokio::spawn(shared::queue::backend::run_worker(consumer, options.clone(), failed, registry, stop.clone()));
+        registry.register("doomed", |_job: Job| async {
+            Err(JobError::permanent("invalid payload"))
+        });
+        tokio::spawn(shared::queue::backend::run_worker(
+            consumer,
+            options.clone(),
+            failed,
+            registry,
+            stop.clone(),
+        ));
         stop
     };
     let doomed = job("facebook", "doomed");
@@ -138,16 +176,28 @@ async fn a_failure_is_not_acked_until_its_failed_jobs_row_is_written() {
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(h.pending("facebook").await, 1, "not acked without its failed_jobs row");
+    assert_eq!(
+        h.pending("facebook").await,
+        1,
+        "not acked without its failed_jobs row"
+    );
     stop_broken.cancel();
 
     let mut registry = JobRegistry::new();
-    registry.register("doomed", |_job: Job| async { Err(JobError::permanent("invalid payload")) });
+    registry.register("doomed", |_job: Job| async {
+        Err(JobError::permanent("invalid payload"))
+    });
     options.maintenance_every = Duration::from_millis(100);
     h.start("facebook", registry, options);
     let failed = h.failed_jobs();
-    eventually("the job reaches failed_jobs", || async { failed.find(&doomed.id.to_string()).await.unwrap().is_some() }).await;
-    eventually("and is acked", || async { h.pending("facebook").await == 0 && h.xlen("facebook").await == 0 }).await;
+    eventually("the job reaches failed_jobs", || async {
+        failed.find(&doomed.id.to_string()).await.unwrap().is_some()
+    })
+    .await;
+    eventually("and is acked", || async {
+        h.pending("facebook").await == 0 && h.xlen("facebook").await == 0
+    })
+    .await;
     h.stop_all().await;
 }
 
@@ -159,9 +209,18 @@ async fn abandoned_entries_are_reclaimed_but_heartbeated_ones_are_not() {
     let queue = q("facebook");
     let alive = StreamConsumer::new(h.queues(), queue.clone(), "alive");
     alive.ensure_group().await.unwrap();
-    h.queues().enqueue_batch(&[job("facebook", "noop"), job("facebook", "noop")]).await.unwrap();
-    let mut conn = alive.reader_connection(Duration::from_millis(100)).await.unwrap();
-    let read = alive.read(&mut conn, 2, Duration::from_millis(100)).await.unwrap();
+    h.queues()
+        .enqueue_batch(&[job("facebook", "noop"), job("facebook", "noop")])
+        .await
+        .unwrap();
+    let mut conn = alive
+        .reader_connection(Duration::from_millis(100))
+        .await
+        .unwrap();
+    let read = alive
+        .read(&mut conn, 2, Duration::from_millis(100))
+        .await
+        .unwrap();
     let (kept, abandoned) = (&read[0].entry_id, &read[1].entry_id);
 
     let lease = Duration::from_millis(400);
@@ -169,11 +228,35 @@ async fn abandoned_entries_are_reclaimed_but_heartbeated_ones_are_not() {
         tokio::time::sleep(Duration::from_millis(100)).await;
         alive.heartbeat(std::slice::from_ref(kept)).await.unwrap();
     }
-    assert_eq!(h.queues().reclaim_abandoned(&queue, lease, 10).await.unwrap(), 1, "only the silent entry");
-    assert_eq!(alive.settle(std::slice::from_ref(kept), Settled::Processed).await.unwrap(), 1, "still ours");
-    assert_eq!(alive.settle(std::slice::from_ref(abandoned), Settled::Processed).await.unwrap(), 0, "taken away");
+    assert_eq!(
+        h.queues()
+            .reclaim_abandoned(&queue, lease, 10)
+            .await
+            .unwrap(),
+        1,
+        "only the silent entry"
+    );
+    assert_eq!(
+        alive
+            .settle(std::slice::from_ref(kept), Settled::Processed)
+            .await
+            .unwrap(),
+        1,
+        "still ours"
+    );
+    assert_eq!(
+        alive
+            .settle(std::slice::from_ref(abandoned), Settled::Processed)
+            .await
+            .unwrap(),
+        0,
+        "taken away"
+    );
 
-    let again = alive.read(&mut conn, 10, Duration::from_millis(100)).await.unwrap();
+    let again = alive
+        .read(&mut conn, 10, Duration::from_millis(100))
+        .await
+        .unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].reclaims, 1, "the reclaim is counted");
 }
@@ -188,18 +271,41 @@ async fn a_crash_looping_message_goes_to_failed_jobs() {
     h.queues().enqueue(&poison).await.unwrap();
     let dying = StreamConsumer::new(h.queues(), queue.clone(), "dying");
     dying.ensure_group().await.unwrap();
-    let mut conn = dying.reader_connection(Duration::from_millis(100)).await.unwrap();
+    let mut conn = dying
+        .reader_connection(Duration::from_millis(100))
+        .await
+        .unwrap();
     for _ in 0..2 {
         // Read it and "die": never settle, let the lease lapse, reclaim.
-        assert_eq!(dying.read(&mut conn, 1, Duration::from_millis(100)).await.unwrap().len(), 1);
-        assert_eq!(h.queues().reclaim_abandoned(&queue, Duration::ZERO, 10).await.unwrap(), 1);
+        assert_eq!(
+            dying
+                .read(&mut conn, 1, Duration::from_millis(100))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            h.queues()
+                .reclaim_abandoned(&queue, Duration::ZERO, 10)
+                .await
+                .unwrap(),
+            1
+        );
     }
     h.start("facebook", builtin(&h), Harness::options("facebook"));
     let failed = h.failed_jobs();
-    eventually("poison lands in failed jobs", || async { failed.find(&poison.id.to_string()).await.unwrap().is_some() }).await;
+    eventually("poison lands in failed jobs", || async {
+        failed.find(&poison.id.to_string()).await.unwrap().is_some()
+    })
+    .await;
     let row = failed.find(&poison.id.to_string()).await.unwrap().unwrap();
     assert!(row.error.contains("poison"), "{}", row.error);
-    assert_eq!(h.receipts().await, 0, "the poison message did not run again");
+    assert_eq!(
+        h.receipts().await,
+        0,
+        "the poison message did not run again"
+    );
     eventually("acked", || async { h.xlen("facebook").await == 0 }).await;
     h.stop_all().await;
 }
@@ -213,20 +319,37 @@ async fn concurrent_redeliveries_enqueue_once_and_take_effect_once() {
         let queues = h.queues().clone();
         tokio::spawn(async move {
             queues
-                .enqueue_unless_duplicate(&job("whatsapp-messages", "record"), "inbox-1:wamid.ABC", Duration::from_secs(60))
+                .enqueue_unless_duplicate(
+                    &job("whatsapp-messages", "record"),
+                    "inbox-1:wamid.ABC",
+                    Duration::from_secs(60),
+                )
                 .await
                 .unwrap()
         })
     });
     let outcomes = futures::future::join_all(attempts).await;
-    let new = outcomes.iter().filter(|o| matches!(o.as_ref().unwrap(), Enqueued::New { .. })).count();
+    let new = outcomes
+        .iter()
+        .filter(|o| matches!(o.as_ref().unwrap(), Enqueued::New { .. }))
+        .count();
     assert_eq!(new, 1);
     assert_eq!(h.xlen("whatsapp-messages").await, 1);
 
     let same = job("whatsapp-messages", "record");
-    h.queues().enqueue_batch(&[same.clone(), same.clone()]).await.unwrap();
-    h.start("whatsapp-messages", builtin(&h), Harness::options("whatsapp-messages"));
-    eventually("all three settled", || async { h.xlen("whatsapp-messages").await == 0 }).await;
+    h.queues()
+        .enqueue_batch(&[same.clone(), same.clone()])
+        .await
+        .unwrap();
+    h.start(
+        "whatsapp-messages",
+        builtin(&h),
+        Harness::options("whatsapp-messages"),
+    );
+    eventually("all three settled", || async {
+        h.xlen("whatsapp-messages").await == 0
+    })
+    .await;
     assert_eq!(h.receipts().await, 2, "one per distinct job id");
     h.stop_all().await;
 }
@@ -235,10 +358,15 @@ async fn concurrent_redeliveries_enqueue_once_and_take_effect_once() {
 #[tokio::test(flavor = "multi_thread")]
 async fn stopping_finishes_and_acks_in_flight_jobs() {
     let mut h = Harness::new().await;
-    let slow: Vec<Job> = (0..5).map(|_| Job::new(q("email"), "record", json!({"sleep_ms": 400}))).collect();
+    let slow: Vec<Job> = (0..5)
+        .map(|_| Job::new(q("email"), "record", json!({"sleep_ms": 400})))
+        .collect();
     h.queues().enqueue_batch(&slow).await.unwrap();
     h.start("email", builtin(&h), Harness::options("email"));
-    eventually("all five in flight", || async { h.pending("email").await == 5 }).await;
+    eventually("all five in flight", || async {
+        h.pending("email").await == 5
+    })
+    .await;
     h.stop_all().await;
     assert_eq!(h.receipts().await, 5);
     assert_eq!(h.pending("email").await, 0);
@@ -252,8 +380,15 @@ async fn processed_entries_leave_the_stream() {
     let jobs: Vec<Job> = (0..500).map(|_| job("widget", "noop")).collect();
     h.queues().enqueue_batch(&jobs).await.unwrap();
     h.start("widget", builtin(&h), Harness::options("widget"));
-    eventually("drained", || async { h.queues().stats(&q("widget")).await.unwrap().processed == 500 }).await;
-    assert_eq!(h.xlen("widget").await, 0, "XACK alone would leave 500 entries");
+    eventually("drained", || async {
+        h.queues().stats(&q("widget")).await.unwrap().processed == 500
+    })
+    .await;
+    assert_eq!(
+        h.xlen("widget").await,
+        0,
+        "XACK alone would leave 500 entries"
+    );
     h.stop_all().await;
 }
 
@@ -265,10 +400,27 @@ async fn an_undecodable_envelope_is_failed_with_a_reason_and_work_goes_on() {
     let mut conn = h.redis().await;
     let stream = h.queues().keys(&q("facebook")).stream;
     for raw in ["not json at all", r#"{"id":"x"}"#] {
-        redis::cmd("XADD").arg(&stream).arg("*").arg("job").arg(raw).query_async::<String>(&mut conn).await.unwrap();
+        redis::cmd("XADD")
+            .arg(&stream)
+            .arg("*")
+            .arg("job")
+            .arg(raw)
+            .query_async::<String>(&mut conn)
+            .await
+            .unwrap();
     }
-    redis::cmd("XADD").arg(&stream).arg("*").arg("other").arg("field").query_async::<String>(&mut conn).await.unwrap();
-    h.queues().enqueue(&job("facebook", "record")).await.unwrap();
+    redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("other")
+        .arg("field")
+        .query_async::<String>(&mut conn)
+        .await
+        .unwrap();
+    h.queues()
+        .enqueue(&job("facebook", "record"))
+        .await
+        .unwrap();
     h.start("facebook", builtin(&h), Harness::options("facebook"));
     eventually("good job done", || async { h.receipts().await == 1 }).await;
     eventually("all settled", || async { h.xlen("facebook").await == 0 }).await;
@@ -287,7 +439,10 @@ async fn an_unknown_job_kind_fails_at_once_with_a_clear_error() {
     h.queues().enqueue(&stray).await.unwrap();
     h.start("facebook", builtin(&h), Harness::options("facebook"));
     let failed = h.failed_jobs();
-    eventually("failed", || async { failed.find(&stray.id.to_string()).await.unwrap().is_some() }).await;
+    eventually("failed", || async {
+        failed.find(&stray.id.to_string()).await.unwrap().is_some()
+    })
+    .await;
     let row = failed.find(&stray.id.to_string()).await.unwrap().unwrap();
     assert_eq!(row.attempts, 1, "permanent: no retries");
     assert!(row.error.contains("no handler registered"), "{}", row.error);
@@ -299,7 +454,10 @@ async fn an_unknown_job_kind_fails_at_once_with_a_clear_error() {
 #[tokio::test(flavor = "multi_thread")]
 async fn jobs_enqueued_before_the_first_worker_are_processed() {
     let mut h = Harness::new().await;
-    h.queues().enqueue(&job("deliveries", "record")).await.unwrap();
+    h.queues()
+        .enqueue(&job("deliveries", "record"))
+        .await
+        .unwrap();
     let consumer = StreamConsumer::new(h.queues(), q("deliveries"), "c");
     consumer.ensure_group().await.unwrap();
     consumer.ensure_group().await.unwrap();

@@ -54,9 +54,18 @@ impl Harness {
     }
 
     /// Starts one in-process worker (its own consumer name) on `queue`.
-    pub fn start(&mut self, queue: &str, registry: JobRegistry, options: ConsumerOptions) -> CancellationToken {
+    pub fn start(
+        &mut self,
+        queue: &str,
+        registry: JobRegistry,
+        options: ConsumerOptions,
+    ) -> CancellationToken {
         let stop = self.stop.child_token();
-        let consumer = StreamConsumer::new(self.queues(), q(queue), &shared::testkit::unique("consumer"));
+        let consumer = StreamConsumer::new(
+            self.queues(),
+            q(queue),
+            &shared::testkit::unique("consumer"),
+        );
         let failed = FailedJobs::new(self.db.pool.clone());
         let run = run_worker(consumer, options, failed, registry, stop.clone());
         self.workers.push(tokio::spawn(async move {
@@ -137,7 +146,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -155,6 +167,12 @@ pub struct Gate {
     entered: Arc<tokio::sync::Semaphore>,
     open: Arc<tokio::sync::Notify>,
     opened: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Gate {
