@@ -48,7 +48,11 @@ struct Args {
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
     /// A Postgres database where the bench may create and drop its own database.
-    #[arg(long, env = "BENCH_ADMIN_DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "BENCH_ADMIN_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     admin_database_url: String,
     /// Worker threads of the server runtime (the rest of the machine drives the load).
     #[arg(long, default_value_t = 2)]
@@ -62,8 +66,14 @@ const HMAC_KEY: &str = "bench-hmac-key";
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let control = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
-    let db_name = format!("ingress_bench_{}", ulid::Ulid::new().to_string().to_lowercase());
+    let control = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let db_name = format!(
+        "ingress_bench_{}",
+        ulid::Ulid::new().to_string().to_lowercase()
+    );
     let prefix = format!("ingress-bench-{}", ulid::Ulid::new());
     let db_url = control.block_on(create_database(&args.admin_database_url, &db_name))?;
     let result = run(&args, &control, &db_url, &prefix);
@@ -74,7 +84,12 @@ fn main() -> anyhow::Result<()> {
     result
 }
 
-fn run(args: &Args, control: &tokio::runtime::Runtime, db_url: &str, prefix: &str) -> anyhow::Result<()> {
+fn run(
+    args: &Args,
+    control: &tokio::runtime::Runtime,
+    db_url: &str,
+    prefix: &str,
+) -> anyhow::Result<()> {
     let pool = shared::db::pool(db_url, 2)?;
     let inbox = control.block_on(async {
         let tenant = inboxes::create_tenant(&pool, "bench").await?;
@@ -82,15 +97,29 @@ fn run(args: &Args, control: &tokio::runtime::Runtime, db_url: &str, prefix: &st
         inbox.waha_hmac_key = Some(HMAC_KEY.into());
         inboxes::create_inbox(&pool, &inbox).await
     })?;
-    let server = tokio::runtime::Builder::new_multi_thread().worker_threads(args.server_threads).enable_all().build()?;
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(args.server_threads)
+        .enable_all()
+        .build()?;
     let stop = tokio_util::sync::CancellationToken::new();
     let addr = server.block_on(start_server(args, db_url, prefix, stop.clone()))?;
     let path = format!("/webhooks/waha/{inbox}");
-    let client = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let client = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     // Warm up: connections, caches, the Lua script.
-    client.block_on(drive(addr, &path, args.connections, Load::Closed(args.connections * 50)))?;
+    client.block_on(drive(
+        addr,
+        &path,
+        args.connections,
+        Load::Closed(args.connections * 50),
+    ))?;
     let load = match args.rate {
-        Some(rate) => Load::Open { rate, seconds: args.seconds },
+        Some(rate) => Load::Open {
+            rate,
+            seconds: args.seconds,
+        },
         None => Load::Closed(args.requests),
     };
     let report = client.block_on(drive(addr, &path, args.connections, load))?;
@@ -137,12 +166,19 @@ struct Report {
     body_bytes: usize,
 }
 
-async fn drive(addr: SocketAddr, path: &str, connections: usize, load: Load) -> anyhow::Result<Report> {
+async fn drive(
+    addr: SocketAddr,
+    path: &str,
+    connections: usize,
+    load: Load,
+) -> anyhow::Result<Report> {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for connection in 0..connections {
         let path = path.to_owned();
-        tasks.push(tokio::spawn(async move { connection_loop(addr, path, connection, connections, load).await }));
+        tasks.push(tokio::spawn(async move {
+            connection_loop(addr, path, connection, connections, load).await
+        }));
     }
     let (mut ok, mut failed, mut latencies_us) = (0, 0, Vec::new());
     for task in tasks {
@@ -157,7 +193,14 @@ async fn drive(addr: SocketAddr, path: &str, connections: usize, load: Load) -> 
         Load::Open { rate, seconds } => format!("open loop, {rate} req/s offered for {seconds} s"),
     };
     let body_bytes = waha_body(0, 0).len();
-    Ok(Report { mode, ok, failed, elapsed: started.elapsed(), latencies_us, body_bytes })
+    Ok(Report {
+        mode,
+        ok,
+        failed,
+        elapsed: started.elapsed(),
+        latencies_us,
+        body_bytes,
+    })
 }
 
 async fn connection_loop(
@@ -173,13 +216,22 @@ async fn connection_loop(
     tokio::spawn(conn);
     let (mut ok, mut failed, mut latencies) = (0, 0, Vec::new());
     let (count, interval) = match load {
-        Load::Closed(n) => (n / connections + usize::from(connection < n % connections), None),
+        Load::Closed(n) => (
+            n / connections + usize::from(connection < n % connections),
+            None,
+        ),
         Load::Open { rate, seconds } => {
             let per_connection = (rate as f64 / connections as f64).max(0.001);
-            ((per_connection * seconds as f64) as usize, Some(Duration::from_secs_f64(1.0 / per_connection)))
+            (
+                (per_connection * seconds as f64) as usize,
+                Some(Duration::from_secs_f64(1.0 / per_connection)),
+            )
         }
     };
-    let first = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(connection as f64 / connections as f64));
+    let first = Instant::now()
+        + interval.map_or(Duration::ZERO, |i| {
+            i.mul_f64(connection as f64 / connections as f64)
+        });
     for n in 0..count {
         let scheduled = match interval {
             Some(every) => {
@@ -217,7 +269,8 @@ fn waha_body(connection: usize, n: usize) -> String {
 
 fn sign(body: &str) -> String {
     // HMAC accepts keys of any length.
-    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(HMAC_KEY.as_bytes()).unwrap_or_else(|_| unreachable!());
+    let mut mac = Hmac::<sha2::Sha512>::new_from_slice(HMAC_KEY.as_bytes())
+        .unwrap_or_else(|_| unreachable!());
     mac.update(body.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
@@ -231,14 +284,28 @@ impl Report {
         if self.latencies_us.is_empty() {
             return 0.0;
         }
-        let index = ((self.latencies_us.len() as f64 * p).ceil() as usize).clamp(1, self.latencies_us.len()) - 1;
+        let index = ((self.latencies_us.len() as f64 * p).ceil() as usize)
+            .clamp(1, self.latencies_us.len())
+            - 1;
         self.latencies_us[index] as f64 / 1000.0
     }
 
     fn print(&self, args: &Args) {
-        println!("ingress POST /webhooks/waha/{{inbox}} ({} B body, HMAC-SHA512 signed)", self.body_bytes);
-        println!("  {}; {} connections; {} server threads", self.mode, args.connections, args.server_threads);
-        println!("  {} ok, {} failed in {:.2} s = {:.0} req/s", self.ok, self.failed, self.elapsed.as_secs_f64(), self.rate());
+        println!(
+            "ingress POST /webhooks/waha/{{inbox}} ({} B body, HMAC-SHA512 signed)",
+            self.body_bytes
+        );
+        println!(
+            "  {}; {} connections; {} server threads",
+            self.mode, args.connections, args.server_threads
+        );
+        println!(
+            "  {} ok, {} failed in {:.2} s = {:.0} req/s",
+            self.ok,
+            self.failed,
+            self.elapsed.as_secs_f64(),
+            self.rate()
+        );
         println!(
             "  latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
             self.percentile(0.50),
@@ -251,14 +318,22 @@ impl Report {
 
 /// Runs `redis-benchmark` XADD at the same concurrency, with a tiny field and a 1 KB one.
 fn compare_with_redis(args: &Args, prefix: &str, report: &Report) {
-    let Ok(url) = url::Url::parse(&args.redis_url) else { return };
-    let (host, port) = (url.host_str().unwrap_or("127.0.0.1").to_owned(), url.port().unwrap_or(6379).to_string());
+    let Ok(url) = url::Url::parse(&args.redis_url) else {
+        return;
+    };
+    let (host, port) = (
+        url.host_str().unwrap_or("127.0.0.1").to_owned(),
+        url.port().unwrap_or(6379).to_string(),
+    );
     let key = format!("{prefix}:redis-benchmark");
     let kilobyte = "v".repeat(1024);
     for (label, value) in [("tiny field", "v"), ("1 KB field", kilobyte.as_str())] {
         let clients = args.connections.to_string();
         let output = std::process::Command::new("redis-benchmark")
-            .args(["-h", &host, "-p", &port, "-c", &clients, "-n", "200000", "-q", "XADD", &key, "*", "f", value])
+            .args([
+                "-h", &host, "-p", &port, "-c", &clients, "-n", "200000", "-q", "XADD", &key, "*",
+                "f", value,
+            ])
             .output();
         let Ok(output) = output else {
             println!("redis-benchmark not found: skipping the comparison");
@@ -278,15 +353,28 @@ fn compare_with_redis(args: &Args, prefix: &str, report: &Report) {
 
 /// The last `<number> requests per second` in redis-benchmark's output.
 fn parse_rate(output: &str) -> Option<f64> {
-    let line = output.lines().rev().find(|l| l.contains("requests per second"))?;
+    let line = output
+        .lines()
+        .rev()
+        .find(|l| l.contains("requests per second"))?;
     let before = line.split(" requests per second").next()?;
-    before.rsplit([' ', '\r', ':']).find(|s| !s.is_empty())?.parse().ok()
+    before
+        .rsplit([' ', '\r', ':'])
+        .find(|s| !s.is_empty())?
+        .parse()
+        .ok()
 }
 
 async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<String> {
-    let mut admin = AsyncPgConnection::establish(admin_url).await.context("BENCH_ADMIN_DATABASE_URL")?;
-    diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).await?;
-    let base = &admin_url[..admin_url.rfind('/').context("the admin url names a database")?];
+    let mut admin = AsyncPgConnection::establish(admin_url)
+        .await
+        .context("BENCH_ADMIN_DATABASE_URL")?;
+    diesel::sql_query(format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await?;
+    let base = &admin_url[..admin_url
+        .rfind('/')
+        .context("the admin url names a database")?];
     let url = format!("{base}/{name}");
     shared::db::migrate(&url).await?;
     Ok(url)
@@ -294,16 +382,20 @@ async fn create_database(admin_url: &str, name: &str) -> anyhow::Result<String> 
 
 async fn drop_database(admin_url: &str, name: &str) {
     if let Ok(mut admin) = AsyncPgConnection::establish(admin_url).await {
-        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await;
+        let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut admin)
+            .await;
     }
 }
 
 /// Deletes every key under the bench's prefix (streams and dedup keys).
 async fn delete_keys(redis_url: &str, prefix: &str) {
-    let Ok(queues) = shared::queue::Queues::new(redis_url, prefix) else { return };
-    let _ = queues.ping().await;
-    let Ok(client) = redis_client(redis_url) else { return };
-    let Ok(mut conn) = client.get_multiplexed_async_connection().await else { return };
+    let Ok(client) = redis::Client::open(redis_url) else {
+        return;
+    };
+    let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
     let mut cursor: u64 = 0;
     loop {
         let Ok((next, keys)): Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
@@ -318,17 +410,16 @@ async fn delete_keys(redis_url: &str, prefix: &str) {
             return;
         };
         if !keys.is_empty() {
-            let _ = redis::cmd("UNLINK").arg(keys).query_async::<()>(&mut conn).await;
+            let _ = redis::cmd("UNLINK")
+                .arg(keys)
+                .query_async::<()>(&mut conn)
+                .await;
         }
         if next == 0 {
             return;
         }
         cursor = next;
     }
-}
-
-fn redis_client(url: &str) -> redis::RedisResult<redis::Client> {
-    redis::Client::open(url)
 }
 
 #[cfg(test)]
