@@ -53,6 +53,25 @@ impl Queues {
         }
     }
 
+    /// Removes consumers that hold no pending entries and have been idle longer than `idle`
+    /// (every restarted process leaves one behind). Consumers with pending entries are left
+    /// alone: XGROUP DELCONSUMER would lose them; the reclaimer empties them first.
+    pub async fn prune_idle_consumers(&self, queue: &QueueName, idle: Duration) -> Result<u64, QueueError> {
+        let keys = self.keys(queue);
+        let mut conn = self.conn().await?;
+        let result: Result<u64, redis::RedisError> = scripts::PRUNE_CONSUMERS
+            .key(&keys.stream)
+            .arg(keys::GROUP)
+            .arg(idle.as_millis() as u64)
+            .invoke_async(&mut conn)
+            .await;
+        match result {
+            // No stream or group yet: nobody to prune.
+            Err(e) if e.to_string().contains("NOGROUP") || e.to_string().contains("no such key") => Ok(0),
+            other => Ok(other?),
+        }
+    }
+
     /// Promotes and reclaims until both run dry (bounded by `rounds`); returns (promoted, reclaimed).
     pub async fn maintain(
         &self,

@@ -19,3 +19,4 @@ script!(RETRY_LATER, "retry_later.lua");
 script!(PROMOTE_DUE, "promote_due.lua");
 script!(RECLAIM_ABANDONED, "reclaim_abandoned.lua");
 script!(RELEASE, "release.lua");
+script!(PRUNE_CONSUMERS, "prune_consumers.lua");
