@@ -1,0 +1,3 @@
+DROP TABLE webhook_logs;
+DROP TABLE webhook_deliveries;
+DROP TABLE event_subscriptions;

@@ -1,0 +1,307 @@
+//! What an attempt means, committed in one transaction: the `webhook_logs` row, the
+//! subscription's failure streak (reset by any 2xx; ten failures in a row, or one 410 Gone,
+//! disable it and hold its pending deliveries), the delivery's new state, and — when the
+//! schedule allows — the next attempt, enqueued before the commit so it can never be lost (a
+//! crash in between at worst repeats an attempt, which receivers dedupe by `webhook-id`).
+//!
+//! Lock order is subscription row, then delivery row, everywhere.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl, scoped_futures::ScopedFutureExt,
+};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{
+    WebhookError, Webhooks,
+    client::{AttemptResult, Verdict},
+    deliver::Outcome,
+    deliveries::{self, DeliveryRow, DeliveryTask, status},
+    schedule,
+    subscriptions::Subscription,
+};
+use crate::db::schema::{
+    event_subscriptions as subs, webhook_deliveries as rows, webhook_logs as logs,
+};
+
+/// A subscription was just disabled: the `subscription.disabled` event to log and broadcast.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SubscriptionDisabled {
+    pub subscription_id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub reason: String,
+    pub consecutive_failures: i32,
+    pub disabled_at: DateTime<Utc>,
+}
+
+impl SubscriptionDisabled {
+    pub const EVENT_TYPE: &'static str = "subscription.disabled";
+
+    /// The event's `data`.
+    pub fn data(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
+    }
+}
+
+/// The subscription's streak after this attempt.
+struct Streak {
+    failures: i32,
+    started: Option<DateTime<Utc>>,
+    disable: Option<String>,
+}
+
+fn streak_after(
+    sub: &Subscription,
+    verdict: Verdict,
+    threshold: i32,
+    now: DateTime<Utc>,
+) -> Streak {
+    if verdict == Verdict::Delivered {
+        return Streak {
+            failures: 0,
+            started: None,
+            disable: None,
+        };
+    }
+    let failures = sub.consecutive_failures + 1;
+    let reason = match verdict {
+        Verdict::Gone => Some("the endpoint answered 410 Gone".to_owned()),
+        _ if failures >= threshold => Some(format!("{failures} consecutive failed attempts")),
+        _ => None,
+    };
+    Streak {
+        failures,
+        started: sub.failure_streak_started_at.or(Some(now)),
+        disable: reason.filter(|_| sub.active),
+    }
+}
+
+impl Webhooks {
+    pub(crate) async fn record(
+        &self,
+        task: &DeliveryTask,
+        sub: &Subscription,
+        row: &DeliveryRow,
+        result: &AttemptResult,
+        correlation_id: &str,
+    ) -> Result<Outcome, WebhookError> {
+        let ended = self.clock.now();
+        let delay = schedule::next_delay(
+            &sub.schedule(),
+            task.retry,
+            result.retry_after,
+            &mut rand::rng(),
+        );
+        let mut conn = self.db.get().await?;
+        conn.transaction::<_, WebhookError, _>(|conn| {
+            async move {
+                insert_log(conn, sub, row, task.attempt, result, ended).await?;
+                let Some(locked) = lock_subscription(conn, &sub.id).await? else {
+                    return Ok(Outcome::Skipped("subscription deleted"));
+                };
+                let streak =
+                    streak_after(&locked, result.verdict(), self.config.disable_after, ended);
+                let disabled = update_subscription(conn, &locked, &streak, ended).await?;
+                if let Some(reason) = streak.disable.clone() {
+                    deliveries::hold_all(conn, &locked.id).await?;
+                    let disabled = SubscriptionDisabled {
+                        subscription_id: locked.id.clone(),
+                        tenant_id: locked.tenant_id.clone(),
+                        url: locked.url.clone(),
+                        reason,
+                        consecutive_failures: streak.failures,
+                        disabled_at: ended,
+                    };
+                    settle_delivery(conn, task, result, ended, status::HELD, None).await?;
+                    return Ok(Outcome::Disabled(disabled));
+                }
+                let attempt = task.attempt;
+                let Some(current) =
+                    deliveries::lock(conn, &row.subscription_id, &row.event_id).await?
+                else {
+                    return Ok(Outcome::Skipped("delivery deleted"));
+                };
+                if current.attempts >= attempt || current.status == status::DELIVERED {
+                    return Ok(Outcome::Skipped("attempt recorded by another copy"));
+                }
+                if result.verdict() == Verdict::Delivered {
+                    settle_delivery(conn, task, result, ended, status::DELIVERED, None).await?;
+                    return Ok(Outcome::Delivered {
+                        attempt,
+                        status: result.status.unwrap_or(200),
+                    });
+                }
+                if disabled || current.status == status::HELD {
+                    settle_delivery(conn, task, result, ended, status::HELD, None).await?;
+                    return Ok(Outcome::HeldAfterFailure { attempt });
+                }
+                let Some(delay) = delay else {
+                    settle_delivery(conn, task, result, ended, status::FAILED, None).await?;
+                    return Ok(Outcome::Exhausted { attempt });
+                };
+                let due = ended + chrono::Duration::from_std(delay).unwrap_or_default();
+                let next = task.next();
+                self.queues
+                    .enqueue_at(
+                        &next.to_job(&row.tenant_id, correlation_id),
+                        due.timestamp_millis(),
+                    )
+                    .await?;
+                settle_delivery(conn, task, result, ended, status::PENDING, Some(due)).await?;
+                Ok(Outcome::RetryScheduled {
+                    attempt,
+                    next_attempt: next.attempt,
+                    due,
+                })
+            }
+            .scope_boxed()
+        })
+        .await
+    }
+}
+
+async fn insert_log(
+    conn: &mut AsyncPgConnection,
+    sub: &Subscription,
+    row: &DeliveryRow,
+    attempt: i32,
+    result: &AttemptResult,
+    at: DateTime<Utc>,
+) -> Result<(), diesel::result::Error> {
+    diesel::insert_into(logs::table)
+        .values((
+            logs::id.eq(format!("whl_{}", ulid::Ulid::new())),
+            logs::subscription_id.eq(&sub.id),
+            logs::tenant_id.eq(&row.tenant_id),
+            logs::event_id.eq(&row.event_id),
+            logs::event_type.eq(&row.event_type),
+            logs::attempt.eq(attempt),
+            logs::url.eq(&sub.url),
+            logs::request_headers.eq(&result.request_headers),
+            logs::status.eq(result.status.map(i32::from)),
+            logs::response_excerpt.eq(&result.response_excerpt),
+            logs::duration_ms.eq(i32::try_from(result.duration.as_millis()).unwrap_or(i32::MAX)),
+            logs::error.eq(result.failure()),
+            logs::created_at.eq(at),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+async fn lock_subscription(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+) -> Result<Option<Subscription>, diesel::result::Error> {
+    subs::table
+        .find(id)
+        .for_update()
+        .select(Subscription::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Writes the streak; returns whether the subscription is (now or already) inactive.
+async fn update_subscription(
+    conn: &mut AsyncPgConnection,
+    sub: &Subscription,
+    streak: &Streak,
+    now: DateTime<Utc>,
+) -> Result<bool, diesel::result::Error> {
+    let disabling = streak.disable.is_some();
+    diesel::update(subs::table.find(&sub.id))
+        .set((
+            subs::consecutive_failures.eq(streak.failures),
+            subs::failure_streak_started_at.eq(streak.started),
+            subs::active.eq(sub.active && !disabling),
+            subs::disabled_at.eq(if disabling {
+                Some(now)
+            } else {
+                sub.disabled_at
+            }),
+            subs::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(!sub.active || disabling)
+}
+
+async fn settle_delivery(
+    conn: &mut AsyncPgConnection,
+    task: &DeliveryTask,
+    result: &AttemptResult,
+    at: DateTime<Utc>,
+    new_status: &str,
+    next_attempt_at: Option<DateTime<Utc>>,
+) -> Result<(), diesel::result::Error> {
+    let delivered = (new_status == status::DELIVERED).then_some(at);
+    diesel::update(rows::table.find((&task.subscription_id, &task.event_id)))
+        .set((
+            rows::status.eq(new_status),
+            rows::attempts.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
+                "GREATEST(attempts, ",
+            )
+            .bind::<diesel::sql_types::Integer, _>(task.attempt)
+            .sql(")")),
+            rows::last_attempt_at.eq(Some(at)),
+            rows::last_error.eq(result.failure()),
+            rows::next_attempt_at.eq(next_attempt_at),
+            rows::delivered_at.eq(delivered),
+        ))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Used by the tests of this module's pure part.
+#[cfg(test)]
+fn sample(active: bool, failures: i32) -> Subscription {
+    use serde_json::json;
+    let now = Utc::now();
+    Subscription {
+        id: "sub_1".into(),
+        tenant_id: "t".into(),
+        url: "https://example.com".into(),
+        event_types: vec!["*".into()],
+        filters: json!({}),
+        secret: String::new(),
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        active,
+        consecutive_failures: failures,
+        failure_streak_started_at: (failures > 0).then_some(now),
+        disabled_at: None,
+        retry_schedule_secs: None,
+        description: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tenth_failure_in_a_row_disables_and_any_success_resets() {
+        let now = Utc::now();
+        let s = streak_after(&sample(true, 8), Verdict::Failed, 10, now);
+        assert_eq!((s.failures, s.disable.is_some()), (9, false));
+        let s = streak_after(&sample(true, 9), Verdict::Failed, 10, now);
+        assert_eq!((s.failures, s.disable.is_some()), (10, true));
+        let s = streak_after(&sample(true, 9), Verdict::Delivered, 10, now);
+        assert_eq!((s.failures, s.started, s.disable), (0, None, None));
+        let s = streak_after(&sample(true, 0), Verdict::Gone, 10, now);
+        assert!(s.disable.is_some(), "410 disables at once");
+        assert_eq!(s.started, Some(now));
+        let s = streak_after(&sample(false, 12), Verdict::Failed, 10, now);
+        assert!(
+            s.disable.is_none(),
+            "an inactive subscription is not disabled twice"
+        );
+    }
+}
