@@ -1,6 +1,7 @@
 //! Switchyard's shared library: everything the `ingress`, `worker` and `scheduler` binaries
 //! have in common, so each binary only wires parts together.
 
+pub mod channels;
 pub mod config;
 pub mod db;
 pub mod inboxes;
