@@ -13,3 +13,6 @@ pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod webhooks;
+pub mod bot;
+pub mod conversation;
+pub mod events;

@@ -59,6 +59,203 @@ diesel::table! {
     }
 }
 
+// --- The conversation pipeline (migrations/2026-11-23-000003_conversations) ---
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        tenant_id -> Nullable<Text>,
+        scope -> Text,
+        name -> Text,
+        token_prefix -> Text,
+        token_hash -> Text,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    inbox_settings (inbox_id) {
+        inbox_id -> Text,
+        bot -> Text,
+        bot_url -> Nullable<Text>,
+        bot_timeout_ms -> Int4,
+        handoff_after -> Int4,
+        fallback_reply -> Nullable<Text>,
+        csat_prompt -> Nullable<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    bot_intents (id) {
+        id -> Text,
+        inbox_id -> Text,
+        name -> Text,
+        patterns -> Array<Text>,
+        reply -> Nullable<Text>,
+        handoff -> Bool,
+        priority -> Int4,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contacts (id) {
+        id -> Text,
+        tenant_id -> Text,
+        inbox_id -> Text,
+        external_id -> Text,
+        name -> Nullable<Text>,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        tenant_id -> Text,
+        inbox_id -> Text,
+        contact_id -> Text,
+        state -> Text,
+        unrecognised_count -> Int4,
+        correlation_id -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    agents (id) {
+        id -> Text,
+        tenant_id -> Text,
+        name -> Text,
+        email -> Nullable<Text>,
+        capacity -> Int4,
+        load -> Int4,
+        available -> Bool,
+        last_assigned_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> Text,
+        tenant_id -> Text,
+        inbox_id -> Text,
+        session_id -> Text,
+        direction -> Text,
+        sender_type -> Text,
+        agent_id -> Nullable<Text>,
+        provider_message_id -> Nullable<Text>,
+        kind -> Text,
+        body -> Text,
+        payload -> Jsonb,
+        status -> Text,
+        idempotency_key -> Nullable<Text>,
+        processed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    cases (id) {
+        id -> Text,
+        tenant_id -> Text,
+        inbox_id -> Text,
+        session_id -> Text,
+        contact_id -> Text,
+        agent_id -> Nullable<Text>,
+        state -> Text,
+        disposition -> Nullable<Text>,
+        sentiment -> Nullable<Text>,
+        created_at -> Timestamptz,
+        assigned_at -> Nullable<Timestamptz>,
+        resolved_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    queue_items (id) {
+        id -> Text,
+        tenant_id -> Text,
+        inbox_id -> Text,
+        session_id -> Text,
+        case_id -> Text,
+        state -> Text,
+        agent_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+        assigned_at -> Nullable<Timestamptz>,
+        done_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    csat_surveys (id) {
+        id -> Text,
+        tenant_id -> Text,
+        case_id -> Text,
+        session_id -> Text,
+        state -> Text,
+        score -> Nullable<Int4>,
+        comment -> Nullable<Text>,
+        created_at -> Timestamptz,
+        responded_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    event_logs (id) {
+        seq -> Int8,
+        id -> Text,
+        tenant_id -> Text,
+        #[sql_name = "type"]
+        event_type -> Text,
+        version -> Text,
+        source -> Text,
+        aggregate_type -> Text,
+        aggregate_id -> Text,
+        aggregate_version -> Int4,
+        correlation_id -> Text,
+        causation_id -> Text,
+        data -> Jsonb,
+        channels -> Array<Text>,
+        occurred_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    event_outbox (event_id) {
+        event_id -> Text,
+        created_at -> Timestamptz,
+        attempts -> Int4,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    job_outbox (job_id) {
+        job_id -> Text,
+        origin -> Text,
+        job -> Jsonb,
+        dedup_key -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(event_outbox -> event_logs (event_id));
+diesel::allow_tables_to_appear_in_same_query!(event_outbox, event_logs);
+diesel::allow_tables_to_appear_in_same_query!(agents, queue_items, cases, sessions, contacts, messages, csat_surveys);
+
 // --- Outbound webhook subscriptions (migrations/2026-11-23-000004_webhook_subscriptions) ---
 
 diesel::table! {

@@ -1,0 +1,15 @@
+DROP TABLE IF EXISTS job_outbox;
+DROP TABLE IF EXISTS event_outbox;
+DROP TRIGGER IF EXISTS event_logs_append_only ON event_logs;
+DROP TABLE IF EXISTS event_logs;
+DROP FUNCTION IF EXISTS event_logs_append_only();
+DROP TABLE IF EXISTS csat_surveys;
+DROP TABLE IF EXISTS queue_items;
+DROP TABLE IF EXISTS cases;
+DROP TABLE IF EXISTS messages;
+DROP TABLE IF EXISTS agents;
+DROP TABLE IF EXISTS sessions;
+DROP TABLE IF EXISTS contacts;
+DROP TABLE IF EXISTS bot_intents;
+DROP TABLE IF EXISTS inbox_settings;
+DROP TABLE IF EXISTS api_keys;

@@ -1,0 +1,158 @@
+//! Sessions: a customer's conversation, on the bot path or live with an agent, until closed.
+//!
+//! A contact has at most one open session (a partial unique index); [`find_or_open`] runs
+//! while the caller holds the contact's row lock, so it never races with itself. Path changes
+//! go through the session state machine and are recorded as `session.path_changed`.
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use serde_json::{Value, json};
+
+use super::{
+    Contact, ConversationError, Session, Tx,
+    state::{SessionState, transition},
+};
+use crate::{
+    db::schema::sessions,
+    events::{NewEvent, Route, types},
+    inboxes::new_id,
+};
+
+/// The contact's open session, or a new one on the bot path (`session.created`). New sessions
+/// take `correlation_id`, the id every later event of the conversation carries.
+pub async fn find_or_open(
+    tx: &mut Tx,
+    contact: &Contact,
+    correlation_id: &str,
+) -> Result<(Session, bool), ConversationError> {
+    let open = sessions::table
+        .filter(sessions::contact_id.eq(&contact.id))
+        .filter(sessions::state.ne(SessionState::Closed.to_string()))
+        .select(Session::as_select())
+        .first(tx.conn())
+        .await
+        .optional()?;
+    if let Some(session) = open {
+        return Ok((session, false));
+    }
+    let session: Session = diesel::insert_into(sessions::table)
+        .values((
+            sessions::id.eq(new_id("ses")),
+            sessions::tenant_id.eq(&contact.tenant_id),
+            sessions::inbox_id.eq(&contact.inbox_id),
+            sessions::contact_id.eq(&contact.id),
+            sessions::state.eq(SessionState::Bot.to_string()),
+            sessions::correlation_id.eq(correlation_id),
+        ))
+        .returning(Session::as_returning())
+        .get_result(tx.conn())
+        .await?;
+    tx.emit(NewEvent {
+        event_type: types::SESSION_CREATED,
+        aggregate_type: "session",
+        aggregate_id: session.id.clone(),
+        correlation_id: session.correlation_id.clone(),
+        data: json!({ "session": json(&session), "contact": contact_json(contact) }),
+        route: Route::session(&session.id, session.agent_type()),
+    })
+    .await?;
+    Ok((session, true))
+}
+
+/// The tenant's session `id`, locked against concurrent path changes.
+pub async fn lock(tx: &mut Tx, id: &str) -> Result<Session, ConversationError> {
+    let tenant_id = tx.tenant_id().to_owned();
+    sessions::table
+        .filter(sessions::id.eq(id))
+        .filter(sessions::tenant_id.eq(tenant_id))
+        .select(Session::as_select())
+        .for_no_key_update()
+        .first(tx.conn())
+        .await
+        .optional()?
+        .ok_or_else(|| ConversationError::not_found("session", id))
+}
+
+/// The tenant's session `id`, read without locking.
+pub async fn get(tx: &mut Tx, id: &str) -> Result<Session, ConversationError> {
+    let tenant_id = tx.tenant_id().to_owned();
+    sessions::table
+        .filter(sessions::id.eq(id))
+        .filter(sessions::tenant_id.eq(tenant_id))
+        .select(Session::as_select())
+        .first(tx.conn())
+        .await
+        .optional()?
+        .ok_or_else(|| ConversationError::not_found("session", id))
+}
+
+/// Moves a (locked) session to `to` and records `session.path_changed`.
+pub async fn change_path(
+    tx: &mut Tx,
+    session: &Session,
+    to: SessionState,
+    reason: &str,
+) -> Result<Session, ConversationError> {
+    let from = session.state()?;
+    transition(&session.id, from, to)?;
+    let closed_at = (to == SessionState::Closed).then(chrono::Utc::now);
+    let updated: Session = diesel::update(sessions::table.find(&session.id))
+        .set((
+            sessions::state.eq(to.to_string()),
+            sessions::unrecognised_count.eq(0),
+            sessions::updated_at.eq(diesel::dsl::now),
+            sessions::closed_at.eq(closed_at),
+        ))
+        .returning(Session::as_returning())
+        .get_result(tx.conn())
+        .await?;
+    tx.emit(NewEvent {
+        event_type: types::SESSION_PATH_CHANGED,
+        aggregate_type: "session",
+        aggregate_id: updated.id.clone(),
+        correlation_id: updated.correlation_id.clone(),
+        data: json!({
+            "session": json(&updated),
+            "from": from.to_string(),
+            "to": to.to_string(),
+            "reason": reason,
+        }),
+        route: Route::session(&updated.id, updated.agent_type()),
+    })
+    .await?;
+    Ok(updated)
+}
+
+/// Counts unrecognised messages in a row (reset by a recognised one).
+pub async fn set_unrecognised(tx: &mut Tx, session_id: &str, count: i32) -> Result<(), ConversationError> {
+    diesel::update(sessions::table.find(session_id))
+        .set((
+            sessions::unrecognised_count.eq(count),
+            sessions::updated_at.eq(diesel::dsl::now),
+        ))
+        .execute(tx.conn())
+        .await?;
+    Ok(())
+}
+
+/// The session as events and the API show it.
+pub fn json(session: &Session) -> Value {
+    json!({
+        "id": session.id,
+        "inbox_id": session.inbox_id,
+        "contact_id": session.contact_id,
+        "state": session.state,
+        "agent_type": session.agent_type().as_str(),
+        "created_at": session.created_at,
+    })
+}
+
+pub fn contact_json(contact: &Contact) -> Value {
+    json!({
+        "id": contact.id,
+        "external_id": contact.external_id,
+        "name": contact.name,
+        "email": contact.email,
+        "phone": contact.phone,
+    })
+}

@@ -1,0 +1,93 @@
+//! [`Tx`]: one database transaction plus the events and jobs it produced.
+//!
+//! Operations take `&mut Tx`, write through [`Tx::conn`], and record what happened with
+//! [`Tx::emit`] (appended to the event log now, published after the commit) and [`Tx::enqueue`]
+//! (staged now, enqueued after the commit). Dropping a `Tx` without committing rolls back: the
+//! pool discards a connection returned mid-transaction.
+
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+
+use super::ConversationError;
+use crate::{
+    db::{DbConn, DbPool},
+    events::{
+        EventContext, NewEvent,
+        log,
+        outbox::{self, Effects, StagedJob},
+    },
+    queue::Job,
+};
+
+pub struct Tx {
+    conn: DbConn,
+    ctx: EventContext,
+    effects: Effects,
+}
+
+impl Tx {
+    pub(super) async fn begin(db: &DbPool, ctx: EventContext) -> Result<Self, ConversationError> {
+        let mut conn = db.get().await.map_err(|e| ConversationError::Pool(e.to_string()))?;
+        AnsiTransactionManager::begin_transaction(&mut *conn).await?;
+        Ok(Self {
+            conn,
+            ctx,
+            effects: Effects::default(),
+        })
+    }
+
+    pub fn conn(&mut self) -> &mut AsyncPgConnection {
+        &mut self.conn
+    }
+
+    /// The tenant every write of this transaction belongs to.
+    pub fn tenant_id(&self) -> &str {
+        &self.ctx.tenant_id
+    }
+
+    pub fn causation_id(&self) -> &str {
+        &self.ctx.causation_id
+    }
+
+    /// Appends `event` to the log in this transaction; it is published after the commit.
+    pub async fn emit(&mut self, event: NewEvent) -> Result<(), ConversationError> {
+        let recorded = log::append(&mut self.conn, &self.ctx, event).await?;
+        self.effects.events.push(recorded);
+        Ok(())
+    }
+
+    /// Stages `job` in this transaction; it is enqueued after the commit (unless a job with the
+    /// same `dedup_key` was enqueued recently).
+    pub async fn enqueue(&mut self, job: Job, dedup_key: Option<String>) -> Result<(), ConversationError> {
+        let staged = StagedJob { job, dedup_key };
+        outbox::stage_job(&mut self.conn, &self.ctx.causation_id, &staged).await?;
+        self.effects.jobs.push(staged);
+        Ok(())
+    }
+
+    /// Commits; returns what is to be published and enqueued now.
+    pub async fn commit(mut self) -> Result<Effects, ConversationError> {
+        AnsiTransactionManager::commit_transaction(&mut *self.conn).await?;
+        Ok(std::mem::take(&mut self.effects))
+    }
+
+    pub async fn rollback(mut self) -> Result<(), ConversationError> {
+        AnsiTransactionManager::rollback_transaction(&mut *self.conn).await?;
+        Ok(())
+    }
+
+    /// Commits on `Ok`, rolls back on `Err`.
+    pub async fn finish<T>(
+        self,
+        result: Result<T, ConversationError>,
+    ) -> Result<(T, Effects), ConversationError> {
+        match result {
+            Ok(value) => Ok((value, self.commit().await?)),
+            Err(error) => {
+                if let Err(rollback) = self.rollback().await {
+                    tracing::warn!(error = %rollback, "rollback failed; the connection is dropped");
+                }
+                Err(error)
+            }
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! The event log: `event_logs`, append-only, written in the caller's transaction.
+//!
+//! [`append`] numbers the event within its aggregate (the entity it is about: a message, a
+//! session, a case…), computes its broadcast channels from the matrix, inserts it, and — when
+//! it has channels — stages it in `event_outbox` for publishing after the commit. Because all of
+//! this happens in the transaction that made the change, an event exists exactly when its change
+//! does. Callers lock the aggregate's row first; the unique (aggregate, version) index turns a
+//! race that slipped past that into an error instead of a forked history.
+
+use chrono::{DateTime, Utc};
+use diesel::{dsl::max, prelude::*};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde_json::Value;
+
+use super::{Envelope, EventError, EventType, Route, channels, envelope::ENVELOPE_VERSION};
+use crate::db::schema::{event_logs, event_outbox};
+
+/// Who is writing: the same for every event of one transaction.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventContext {
+    pub tenant_id: String,
+    /// The job id or API request id doing the work (stored as `causation_id`).
+    pub causation_id: String,
+    /// `switchyard.worker`, `switchyard.api`…
+    pub source: &'static str,
+}
+
+/// One event to append.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    pub event_type: EventType,
+    /// The kind of entity the event is about (`message`, `session`, `case`…).
+    pub aggregate_type: &'static str,
+    pub aggregate_id: String,
+    /// The conversation's correlation id (its session's), carried from the first webhook.
+    pub correlation_id: String,
+    pub data: Value,
+    pub route: Route,
+}
+
+/// An event as appended: its envelope and the channels it is to be published on.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordedEvent {
+    pub seq: i64,
+    pub envelope: Envelope,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub aggregate_version: i32,
+    pub causation_id: String,
+    pub channels: Vec<String>,
+}
+
+#[derive(Queryable, Selectable, Insertable)]
+#[diesel(table_name = event_logs)]
+struct EventRow {
+    id: String,
+    tenant_id: String,
+    event_type: String,
+    version: String,
+    source: String,
+    aggregate_type: String,
+    aggregate_id: String,
+    aggregate_version: i32,
+    correlation_id: String,
+    causation_id: String,
+    data: Value,
+    channels: Vec<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+/// Appends `event` in the transaction `conn` is in.
+pub async fn append(
+    conn: &mut AsyncPgConnection,
+    ctx: &EventContext,
+    event: NewEvent,
+) -> Result<RecordedEvent, EventError> {
+    let channels = channels::channels_for(&ctx.tenant_id, event.event_type, &event.route)?;
+    let current: Option<i32> = event_logs::table
+        .filter(event_logs::aggregate_type.eq(event.aggregate_type))
+        .filter(event_logs::aggregate_id.eq(&event.aggregate_id))
+        .select(max(event_logs::aggregate_version))
+        .first(conn)
+        .await?;
+    let occurred_at = Utc::now();
+    let envelope = Envelope {
+        timestamp: super::envelope::iso8601(occurred_at),
+        ..Envelope::new(
+            event.event_type,
+            ctx.source,
+            &ctx.tenant_id,
+            &event.correlation_id,
+            event.data,
+        )
+    };
+    let row = EventRow {
+        id: envelope.id.clone(),
+        tenant_id: ctx.tenant_id.clone(),
+        event_type: envelope.event_type.clone(),
+        version: ENVELOPE_VERSION.to_owned(),
+        source: envelope.source.clone(),
+        aggregate_type: event.aggregate_type.to_owned(),
+        aggregate_id: event.aggregate_id,
+        aggregate_version: current.unwrap_or(0) + 1,
+        correlation_id: envelope.correlation_id.clone(),
+        causation_id: ctx.causation_id.clone(),
+        data: envelope.data.clone(),
+        channels,
+        occurred_at,
+    };
+    let seq: i64 = diesel::insert_into(event_logs::table)
+        .values(&row)
+        .returning(event_logs::seq)
+        .get_result(conn)
+        .await?;
+    if !row.channels.is_empty() {
+        diesel::insert_into(event_outbox::table)
+            .values(event_outbox::event_id.eq(&row.id))
+            .execute(conn)
+            .await?;
+    }
+    Ok(RecordedEvent {
+        seq,
+        envelope,
+        aggregate_type: row.aggregate_type,
+        aggregate_id: row.aggregate_id,
+        aggregate_version: row.aggregate_version,
+        causation_id: row.causation_id,
+        channels: row.channels,
+    })
+}
+
+/// Reads events back by id, in log order (for the relay).
+pub async fn load(
+    conn: &mut AsyncPgConnection,
+    ids: &[String],
+) -> Result<Vec<RecordedEvent>, EventError> {
+    let rows: Vec<(i64, EventRow)> = event_logs::table
+        .filter(event_logs::id.eq_any(ids))
+        .order(event_logs::seq.asc())
+        .select((event_logs::seq, EventRow::as_select()))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(seq, row)| row.into_recorded(seq)).collect())
+}
+
+/// A tenant's events after `after_seq`, oldest first (timelines, tests, the events API).
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    tenant_id: &str,
+    after_seq: i64,
+    limit: i64,
+) -> Result<Vec<RecordedEvent>, EventError> {
+    let rows: Vec<(i64, EventRow)> = event_logs::table
+        .filter(event_logs::tenant_id.eq(tenant_id))
+        .filter(event_logs::seq.gt(after_seq))
+        .order(event_logs::seq.asc())
+        .limit(limit)
+        .select((event_logs::seq, EventRow::as_select()))
+        .load(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(seq, row)| row.into_recorded(seq)).collect())
+}
+
+impl EventRow {
+    fn into_recorded(self, seq: i64) -> RecordedEvent {
+        RecordedEvent {
+            seq,
+            envelope: Envelope {
+                id: self.id,
+                event_type: self.event_type,
+                version: self.version,
+                source: self.source,
+                timestamp: super::envelope::iso8601(self.occurred_at),
+                tenant_id: self.tenant_id,
+                correlation_id: self.correlation_id,
+                data: self.data,
+            },
+            aggregate_type: self.aggregate_type,
+            aggregate_id: self.aggregate_id,
+            aggregate_version: self.aggregate_version,
+            causation_id: self.causation_id,
+            channels: self.channels,
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! What a committed transaction must still make happen outside Postgres: publish its events and
+//! enqueue its follow-up jobs — the transactional outbox.
+//!
+//! Inside the transaction, [`super::log::append`] stages each broadcast event in `event_outbox`
+//! and [`stage_job`] stages each follow-up job in `job_outbox`; the caller collects both in
+//! [`Effects`]. After the commit, [`Outbox::settle`] publishes and enqueues them and deletes the
+//! rows. If that fails (Redis down) or the process dies first, the rows stay, and are sent by
+//! [`Outbox::flush_origin`] when the same job is retried, or by [`Outbox::relay_stale`], which
+//! every worker and API process runs now and then ([`Outbox::relay_if_due`]). Nothing staged is
+//! ever lost; it may be sent twice (event ids and the jobs' dedup keys make that harmless).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicI64, Ordering},
+    },
+    time::Duration,
+};
+
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, scoped_futures::ScopedFutureExt};
+
+use super::{Broadcaster, EventError, RecordedEvent, log};
+use crate::{
+    db::{
+        DbPool,
+        schema::{event_logs, event_outbox, job_outbox},
+    },
+    queue::{Job, Queues, enqueue::DEFAULT_DEDUP_WINDOW},
+};
+
+/// A follow-up job staged in the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StagedJob {
+    pub job: Job,
+    /// Enqueued with enqueue-unless-duplicate under this key, so a re-send is a no-op.
+    pub dedup_key: Option<String>,
+}
+
+/// Events and jobs of one committed transaction.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Effects {
+    pub events: Vec<RecordedEvent>,
+    pub jobs: Vec<StagedJob>,
+}
+
+impl Effects {
+    pub fn extend(&mut self, other: Effects) {
+        self.events.extend(other.events);
+        self.jobs.extend(other.jobs);
+    }
+}
+
+/// Stages `job` in the transaction `conn` is in.
+pub async fn stage_job(
+    conn: &mut AsyncPgConnection,
+    origin: &str,
+    staged: &StagedJob,
+) -> Result<(), EventError> {
+    let json = serde_json::to_value(&staged.job).unwrap_or_default();
+    diesel::insert_into(job_outbox::table)
+        .values((
+            job_outbox::job_id.eq(staged.job.id.to_string()),
+            job_outbox::origin.eq(origin),
+            job_outbox::job.eq(json),
+            job_outbox::dedup_key.eq(&staged.dedup_key),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How often one process looks for stale outbox rows, and how old "stale" is.
+const RELAY_EVERY: Duration = Duration::from_secs(5);
+const STALE_AFTER: Duration = Duration::from_secs(10);
+const RELAY_BATCH: i64 = 500;
+
+/// Sends staged effects; cheap to clone.
+#[derive(Clone)]
+pub struct Outbox {
+    db: DbPool,
+    queues: Queues,
+    broadcaster: Broadcaster,
+    last_relay_ms: Arc<AtomicI64>,
+}
+
+impl Outbox {
+    pub fn new(db: DbPool, queues: Queues, broadcaster: Broadcaster) -> Self {
+        Self {
+            db,
+            queues,
+            broadcaster,
+            last_relay_ms: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    pub fn broadcaster(&self) -> &Broadcaster {
+        &self.broadcaster
+    }
+
+    pub fn queues(&self) -> &Queues {
+        &self.queues
+    }
+
+    /// After the commit: publish, enqueue, and clear the outbox rows. Never fails — what could
+    /// not be sent stays staged for a retry or the relay (logged here).
+    pub async fn settle(&self, effects: Effects) {
+        if let Err(error) = self.settle_events(&effects.events).await {
+            tracing::warn!(error = %error, "events stay in the outbox for the relay");
+        }
+        if let Err(error) = self.settle_jobs(&effects.jobs).await {
+            tracing::warn!(error = %error, "follow-up jobs stay in the outbox for the relay");
+        }
+    }
+
+    async fn settle_events(&self, events: &[RecordedEvent]) -> Result<(), EventError> {
+        let published: Vec<String> = events
+            .iter()
+            .filter(|e| !e.channels.is_empty())
+            .map(|e| e.envelope.id.clone())
+            .collect();
+        if published.is_empty() {
+            return Ok(());
+        }
+        self.broadcaster.publish(events).await?;
+        let mut conn = self.db.get().await?;
+        diesel::delete(event_outbox::table.filter(event_outbox::event_id.eq_any(&published)))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn settle_jobs(&self, jobs: &[StagedJob]) -> Result<(), EventError> {
+        if jobs.is_empty() {
+            return Ok(());
+        }
+        for staged in jobs {
+            match &staged.dedup_key {
+                Some(key) => {
+                    self.queues
+                        .enqueue_unless_duplicate(&staged.job, key, DEFAULT_DEDUP_WINDOW)
+                        .await?;
+                }
+                None => {
+                    self.queues.enqueue(&staged.job).await?;
+                }
+            }
+        }
+        let ids: Vec<String> = jobs.iter().map(|s| s.job.id.to_string()).collect();
+        let mut conn = self.db.get().await?;
+        diesel::delete(job_outbox::table.filter(job_outbox::job_id.eq_any(&ids)))
+            .execute(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Sends whatever `origin` (a job id) staged and did not get out: the retry of a job that
+    /// crashed between its commit and its settle.
+    pub async fn flush_origin(&self, origin: &str) -> Result<usize, EventError> {
+        let mut conn = self.db.get().await?;
+        let event_ids: Vec<String> = event_outbox::table
+            .inner_join(event_logs::table)
+            .filter(event_logs::causation_id.eq(origin))
+            .select(event_outbox::event_id)
+            .load(&mut conn)
+            .await?;
+        let jobs = staged_jobs(&mut conn, JobFilter::Origin(origin)).await?;
+        drop(conn);
+        let n = event_ids.len() + jobs.len();
+        if !event_ids.is_empty() {
+            let mut conn = self.db.get().await?;
+            let events = log::load(&mut conn, &event_ids).await?;
+            drop(conn);
+            self.settle_events(&events).await?;
+        }
+        self.settle_jobs(&jobs).await?;
+        Ok(n)
+    }
+
+    /// Sends outbox rows older than `older_than`, oldest first, locking them so that relays in
+    /// other processes skip them. Returns how many were sent.
+    pub async fn relay_stale(&self, older_than: Duration, limit: i64) -> Result<usize, EventError> {
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::seconds(10));
+        let mut conn = self.db.get().await?;
+        let broadcaster = self.broadcaster.clone();
+        let events = conn
+            .transaction::<usize, EventError, _>(|conn| {
+                async move {
+                    let ids: Vec<String> = event_outbox::table
+                        .filter(event_outbox::created_at.lt(cutoff))
+                        .order(event_outbox::created_at.asc())
+                        .limit(limit)
+                        .select(event_outbox::event_id)
+                        .for_update()
+                        .skip_locked()
+                        .load(conn)
+                        .await?;
+                    if ids.is_empty() {
+                        return Ok(0);
+                    }
+                    let events = log::load(conn, &ids).await?;
+                    if let Err(error) = broadcaster.publish(&events).await {
+                        diesel::update(event_outbox::table.filter(event_outbox::event_id.eq_any(&ids)))
+                            .set((
+                                event_outbox::attempts.eq(event_outbox::attempts + 1),
+                                event_outbox::last_error.eq(error.to_string()),
+                            ))
+                            .execute(conn)
+                            .await?;
+                        return Ok(0);
+                    }
+                    diesel::delete(event_outbox::table.filter(event_outbox::event_id.eq_any(&ids)))
+                        .execute(conn)
+                        .await?;
+                    Ok(ids.len())
+                }
+                .scope_boxed()
+            })
+            .await?;
+        let jobs = staged_jobs(&mut conn, JobFilter::OlderThan(cutoff)).await?;
+        drop(conn);
+        let n = jobs.len();
+        self.settle_jobs(&jobs).await?;
+        if events + n > 0 {
+            tracing::info!(events, jobs = n, "relayed stale outbox rows");
+        }
+        Ok(events + n)
+    }
+
+    /// Runs [`Self::relay_stale`] if this process has not in the last few seconds: called after
+    /// every job and API write, so stale rows go out as long as anything runs at all.
+    pub async fn relay_if_due(&self) {
+        let now = chrono::Utc::now().timestamp_millis();
+        let last = AtomicI64::load(&self.last_relay_ms, Ordering::Relaxed);
+        if now - last < RELAY_EVERY.as_millis() as i64
+            || self
+                .last_relay_ms
+                .compare_exchange(last, now, Ordering::SeqCst, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        if let Err(error) = self.relay_stale(STALE_AFTER, RELAY_BATCH).await {
+            tracing::warn!(error = %error, "outbox relay failed");
+        }
+    }
+}
+
+/// Which staged jobs to read.
+enum JobFilter<'a> {
+    Origin(&'a str),
+    OlderThan(chrono::DateTime<chrono::Utc>),
+}
+
+async fn staged_jobs(
+    conn: &mut AsyncPgConnection,
+    filter: JobFilter<'_>,
+) -> Result<Vec<StagedJob>, EventError> {
+    let query = job_outbox::table
+        .order(job_outbox::created_at.asc())
+        .limit(RELAY_BATCH)
+        .select((job_outbox::job, job_outbox::dedup_key))
+        .into_boxed();
+    let query = match filter {
+        JobFilter::Origin(origin) => query.filter(job_outbox::origin.eq(origin.to_owned())),
+        JobFilter::OlderThan(cutoff) => query.filter(job_outbox::created_at.lt(cutoff)),
+    };
+    let rows: Vec<(serde_json::Value, Option<String>)> = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(json, dedup_key)| {
+            let job = serde_json::from_value(json).ok()?;
+            Some(StagedJob { job, dedup_key })
+        })
+        .collect())
+}
