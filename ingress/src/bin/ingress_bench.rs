@@ -14,6 +14,7 @@
 
 use std::{
     net::SocketAddr,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -28,6 +29,7 @@ use shared::{
     config::{Secret, StoreConfig},
     inboxes::{self, InboxKind, NewInbox},
 };
+use tokio::sync::Barrier;
 
 #[derive(Parser, Debug)]
 #[command(about = "Load-test ingress's WAHA webhook against the raw Redis XADD rate")]
@@ -109,12 +111,8 @@ fn run(
         .enable_all()
         .build()?;
     // Warm up: connections, caches, the Lua script.
-    client.block_on(drive(
-        addr,
-        &path,
-        args.connections,
-        Load::Closed(args.connections * 50),
-    ))?;
+    let warmup = Load::Closed(args.connections * 50);
+    client.block_on(drive(addr, &path, "warmup", args.connections, warmup))?;
     let load = match args.rate {
         Some(rate) => Load::Open {
             rate,
@@ -122,7 +120,7 @@ fn run(
         },
         None => Load::Closed(args.requests),
     };
-    let report = client.block_on(drive(addr, &path, args.connections, load))?;
+    let report = client.block_on(drive(addr, &path, "run", args.connections, load))?;
     stop.cancel();
     drop(server);
     report.print(args);
@@ -169,17 +167,27 @@ struct Report {
 async fn drive(
     addr: SocketAddr,
     path: &str,
+    run: &str,
     connections: usize,
     load: Load,
 ) -> anyhow::Result<Report> {
-    let started = Instant::now();
+    // Bodies are built and signed before the clock starts, so the client's own work stays small.
+    let start = Arc::new(Barrier::new(connections + 1));
     let mut tasks = Vec::new();
     for connection in 0..connections {
-        let path = path.to_owned();
-        tasks.push(tokio::spawn(async move {
-            connection_loop(addr, path, connection, connections, load).await
-        }));
+        let (path, start) = (path.to_owned(), start.clone());
+        let bodies = bodies(run, connection, requests_of(load, connection, connections));
+        let plan = Plan {
+            connection,
+            connections,
+            load,
+        };
+        tasks.push(tokio::spawn(connection_loop(
+            addr, path, plan, bodies, start,
+        )));
     }
+    start.wait().await;
+    let started = Instant::now();
     let (mut ok, mut failed, mut latencies_us) = (0, 0, Vec::new());
     for task in tasks {
         let (o, f, l) = task.await??;
@@ -187,52 +195,75 @@ async fn drive(
         failed += f;
         latencies_us.extend(l);
     }
+    let elapsed = started.elapsed();
     latencies_us.sort_unstable();
     let mode = match load {
         Load::Closed(n) => format!("closed loop, {n} requests"),
         Load::Open { rate, seconds } => format!("open loop, {rate} req/s offered for {seconds} s"),
     };
-    let body_bytes = waha_body(0, 0).len();
+    let body_bytes = waha_body(run, 0, 0).len();
     Ok(Report {
         mode,
         ok,
         failed,
-        elapsed: started.elapsed(),
+        elapsed,
         latencies_us,
         body_bytes,
     })
 }
 
-async fn connection_loop(
-    addr: SocketAddr,
-    path: String,
+/// Which connection this is, among how many, under which load.
+#[derive(Clone, Copy)]
+struct Plan {
     connection: usize,
     connections: usize,
     load: Load,
+}
+
+/// How many requests one connection sends.
+fn requests_of(load: Load, connection: usize, connections: usize) -> usize {
+    match load {
+        Load::Closed(n) => n / connections + usize::from(connection < n % connections),
+        Load::Open { rate, seconds } => {
+            (rate as f64 / connections as f64 * seconds as f64) as usize
+        }
+    }
+}
+
+/// The signed bodies one connection sends: (body, X-Webhook-Hmac).
+fn bodies(run: &str, connection: usize, count: usize) -> Vec<(Bytes, String)> {
+    (0..count)
+        .map(|n| {
+            let body = waha_body(run, connection, n);
+            let signature = sign(&body);
+            (Bytes::from(body), signature)
+        })
+        .collect()
+}
+
+async fn connection_loop(
+    addr: SocketAddr,
+    path: String,
+    plan: Plan,
+    bodies: Vec<(Bytes, String)>,
+    start: Arc<Barrier>,
 ) -> anyhow::Result<(usize, usize, Vec<u64>)> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let (mut ok, mut failed, mut latencies) = (0, 0, Vec::new());
-    let (count, interval) = match load {
-        Load::Closed(n) => (
-            n / connections + usize::from(connection < n % connections),
-            None,
-        ),
-        Load::Open { rate, seconds } => {
-            let per_connection = (rate as f64 / connections as f64).max(0.001);
-            (
-                (per_connection * seconds as f64) as usize,
-                Some(Duration::from_secs_f64(1.0 / per_connection)),
-            )
-        }
+    let (mut ok, mut failed, mut latencies) = (0, 0, Vec::with_capacity(bodies.len()));
+    let interval = match plan.load {
+        Load::Closed(_) => None,
+        Load::Open { rate, .. } => Some(Duration::from_secs_f64(
+            plan.connections as f64 / rate.max(1) as f64,
+        )),
     };
-    let first = Instant::now()
-        + interval.map_or(Duration::ZERO, |i| {
-            i.mul_f64(connection as f64 / connections as f64)
-        });
-    for n in 0..count {
+    start.wait().await;
+    // Open loop: connections are staggered evenly over one interval.
+    let offset = plan.connection as f64 / plan.connections as f64;
+    let first = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(offset));
+    for (n, (body, signature)) in bodies.into_iter().enumerate() {
         let scheduled = match interval {
             Some(every) => {
                 let at = first + every * n as u32;
@@ -241,13 +272,11 @@ async fn connection_loop(
             }
             None => Instant::now(),
         };
-        let body = waha_body(connection, n);
-        let signature = sign(&body);
         let request = hyper::Request::post(path.as_str())
             .header("host", "bench")
             .header("content-type", "application/json")
             .header("x-webhook-hmac", signature)
-            .body(Full::new(Bytes::from(body)))?;
+            .body(Full::new(body))?;
         sender.ready().await?;
         let response = sender.send_request(request).await?;
         let status = response.status();
@@ -258,12 +287,12 @@ async fn connection_loop(
     Ok((ok, failed, latencies))
 }
 
-/// A WAHA `message` event of about 1 KB with a unique message id.
-fn waha_body(connection: usize, n: usize) -> String {
+/// A WAHA `message` event of about 1 KB with a message id unique to (run, connection, n).
+fn waha_body(run: &str, connection: usize, n: usize) -> String {
     let text = "Hi, my order has not arrived yet and the tracking page has said 'in transit' for a week. \
                 Could you check with the courier and tell me when it will be delivered? Thanks a lot!";
     format!(
-        r#"{{"id":"evt_{connection}_{n}","timestamp":1763801000123,"event":"message","session":"default","metadata":{{}},"me":{{"id":"4915100000001@c.us","pushName":"Acme Support"}},"payload":{{"id":"false_4915212345678@c.us_BENCH{connection:04}{n:010}","timestamp":1763801000,"from":"4915212345678@c.us","fromMe":false,"source":"app","to":"4915100000001@c.us","body":"{text} {text}","hasMedia":false,"media":null,"ack":1,"ackName":"SERVER","vCards":[],"_data":{{}}}},"engine":"WEBJS","environment":{{"version":"2025.11.1","engine":"WEBJS","tier":"CORE"}}}}"#
+        r#"{{"id":"evt_{connection}_{n}","timestamp":1763801000123,"event":"message","session":"default","metadata":{{}},"me":{{"id":"4915100000001@c.us","pushName":"Acme Support"}},"payload":{{"id":"false_4915212345678@c.us_{run}{connection:04}{n:010}","timestamp":1763801000,"from":"4915212345678@c.us","fromMe":false,"source":"app","to":"4915100000001@c.us","body":"{text} {text}","hasMedia":false,"media":null,"ack":1,"ackName":"SERVER","vCards":[],"_data":{{}}}},"engine":"WEBJS","environment":{{"version":"2025.11.1","engine":"WEBJS","tier":"CORE"}}}}"#
     )
 }
 
@@ -432,6 +461,6 @@ mod tests {
         assert_eq!(parse_rate(quiet), Some(118203.30));
         let progress = "XADD k * f v: rps=0.0 (overall: nan) avg_msec=nan\rXADD k * f v: 97560.98 requests per second, p50=0.3 msec";
         assert_eq!(parse_rate(progress), Some(97560.98));
-        assert!(waha_body(63, 9_999_999).len() > 900);
+        assert!(waha_body("run", 63, 9_999_999).len() > 800);
     }
 }
