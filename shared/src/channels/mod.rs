@@ -9,10 +9,12 @@
 //! caller uses [`throttle`] (a per-inbox token bucket in Redis, so it holds across worker
 //! processes), [`idempotency`] (the provider's message id recorded before the job is acked) and,
 //! when callbacks arrive, [`status`] (a pure function that never moves a message backwards).
+//! [`delivery::Delivery::attempt`] strings the first three together for the deliveries handler.
 //!
 //! This module does not read inboxes or messages from Postgres, pause inboxes or emit events: the
 //! deliveries handler does, with the verdicts given here. See NOTES.md beside this file.
 
+pub mod delivery;
 pub mod email;
 pub mod http;
 pub mod idempotency;
@@ -30,6 +32,7 @@ use futures::future::BoxFuture;
 
 use crate::inboxes::InboxKind;
 
+pub use delivery::{ChannelSettings, Delivery, sender};
 pub use email::{EmailSender, SmtpConfig, SmtpSecurity};
 pub use http::{HttpOptions, http_client};
 pub use idempotency::{SendRecord, SentLedger};

@@ -2,6 +2,7 @@
 //! for WAHA and the Graph API, SMTP for email) and the real Redis for the widget, the token
 //! buckets and the send records. No test asserts on elapsed time.
 
+mod delivery;
 mod errors;
 mod ledger;
 mod send;
