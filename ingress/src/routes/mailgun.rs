@@ -1,5 +1,5 @@
-//! Mailgun's route forward: a form-encoded email, authenticated by `signature` = hex HMAC-SHA256
-//! of `timestamp` + `token` under the inbox's signing key.
+//! Mailgun's route forward: an email as a form (see `mailgun_form`), authenticated by `signature` =
+//! hex HMAC-SHA256 of `timestamp` + `token` under the inbox's signing key.
 //!
 //! The signature does not cover the email itself, so a captured signature must not be usable
 //! twice: the timestamp must be within the freshness window (default 5 minutes) and each token
@@ -9,10 +9,10 @@
 //! dedup still stores one email once (documented in ingress/NOTES.md).
 
 use hyper::{Request, StatusCode, body::Incoming};
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use shared::{config::Secret, inboxes::Inbox};
 
-use super::{Ctx, Reply, email};
+use super::{Ctx, Reply, email, mailgun_form::Form};
 use crate::{
     State, body,
     errors::{AuthFailure, IngressError},
@@ -24,19 +24,6 @@ use crate::{
 
 const SIGNATURE_FIELDS: [&str; 3] = ["timestamp", "token", "signature"];
 
-struct Form(Vec<(String, String)>);
-
-impl Form {
-    /// The last value of `name` (Mailgun sends each field once).
-    fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 pub async fn receive(
     state: &State,
     ctx: &Ctx,
@@ -45,7 +32,13 @@ pub async fn receive(
     request: Request<Incoming>,
 ) -> Result<Reply, IngressError> {
     let (parts, incoming) = request.into_parts();
-    body::require_media_type(&parts.headers, body::FORM)?;
+    if body::media_type(&parts.headers)
+        .is_none_or(|m| m != body::FORM && m != super::mailgun_form::MULTIPART)
+    {
+        return Err(IngressError::UnsupportedMediaType {
+            expected: "application/x-www-form-urlencoded or multipart/form-data",
+        });
+    }
     let limits = &state.config.limits;
     let bytes = body::read(
         &parts.headers,
@@ -54,7 +47,7 @@ pub async fn receive(
         limits.body_read_timeout,
     )
     .await?;
-    let form = Form(url::form_urlencoded::parse(&bytes).into_owned().collect());
+    let form = Form::read(&parts.headers, bytes).await?;
     let token = check_signature(state, key, &form)?;
     if shared::inboxes::token_used(&state.db, &inbox.id, token).await? {
         return Err(IngressError::TokenReused);
@@ -122,16 +115,11 @@ fn parse(inbox: &Inbox, ctx: &Ctx, form: &Form) -> Result<Intake, IngressError> 
         check_id(id, "Message-Id")?;
     }
     let content = form
-        .0
+        .fields
         .iter()
         .filter(|(k, _)| !SIGNATURE_FIELDS.contains(&k.as_str()))
         .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()]);
     let key = email::dedup_key(message_id.as_deref(), content);
-    let raw: Map<String, Value> = form
-        .0
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-        .collect();
     let routing = Routing {
         inbox,
         channel: "email",
@@ -142,7 +130,7 @@ fn parse(inbox: &Inbox, ctx: &Ctx, form: &Form) -> Result<Intake, IngressError> 
         &jobs::queue(jobs::EMAIL_QUEUE),
         &key,
         message_id.as_deref(),
-        Value::Object(raw),
+        form.to_json(),
         json!({ "provider": "mailgun" }),
     );
     Ok(Intake {

@@ -8,6 +8,7 @@
 
 pub mod email;
 mod mailgun;
+mod mailgun_form;
 pub mod meta;
 mod meta_messenger;
 mod meta_whatsapp;

@@ -134,7 +134,7 @@ async fn mailgun_bad_signatures_are_refused() {
     app.assert_refused(
         &as_json,
         415,
-        "content type must be application/x-www-form-urlencoded",
+        "content type must be application/x-www-form-urlencoded or multipart/form-data",
     )
     .await;
     let no_sender = mailgun_body(now(), "token-c").replace("sender=sam%40example.net&", "");
@@ -236,4 +236,66 @@ async fn postmark_without_the_right_credentials_is_401() {
         )
         .await;
     app.assert_refused(&reply, 400, "From is missing").await;
+}
+
+/// The Mailgun fixture as multipart/form-data with one attachment, as Mailgun sends emails
+/// that have attachments.
+fn mailgun_multipart(timestamp: i64, token: &str) -> (String, Vec<u8>) {
+    let boundary = "----switchyard-test-boundary";
+    let mut body = Vec::new();
+    for (name, value) in url::form_urlencoded::parse(mailgun_body(timestamp, token).as_bytes()) {
+        body.extend(
+            format!(
+                "--{boundary}\r\ncontent-disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    body.extend(format!("--{boundary}\r\ncontent-disposition: form-data; name=\"attachment-1\"; filename=\"receipt.pdf\"\r\ncontent-type: application/pdf\r\n\r\n").as_bytes());
+    body.extend(b"%PDF-1.4 \x00\x01\x02 binary");
+    body.extend(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mailgun_multipart_with_attachments_becomes_one_job() {
+    let app = TestApp::spawn().await;
+    let inbox = mailgun_inbox(&app).await;
+    let (content_type, body) = mailgun_multipart(now(), "token-multipart");
+    let reply = app
+        .post(
+            &format!("/webhooks/email/{inbox}"),
+            &[("content-type", &content_type)],
+            body,
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let jobs = app.jobs("email").await;
+    assert_eq!(jobs.len(), 1);
+    let raw = &jobs[0].payload["raw"];
+    assert_eq!(raw["subject"], "Where is my parcel?");
+    let attachment = &raw["attachments"][0];
+    assert_eq!(attachment["filename"], "receipt.pdf");
+    assert_eq!(attachment["content_type"], "application/pdf");
+    let content = base64::engine::general_purpose::STANDARD
+        .decode(attachment["content_base64"].as_str().unwrap_or_default());
+    assert_eq!(
+        content.ok().as_deref(),
+        Some(&b"%PDF-1.4 \x00\x01\x02 binary"[..])
+    );
+    assert_eq!(
+        jobs[0].payload["provider_message_id"],
+        "<20251122101500.1.ABC@mail.example.net>"
+    );
+    let broken = app
+        .post(
+            &format!("/webhooks/email/{inbox}"),
+            &[("content-type", "multipart/form-data; boundary=x")],
+            "--x\r\nnope",
+        )
+        .await;
+    assert_eq!(
+        (broken.status.as_u16(), broken.json()["field"].as_str()),
+        (400, Some("body"))
+    );
 }
