@@ -14,6 +14,11 @@ pub fn recipient_hold(prefix: &str, inbox_id: &str, recipient: &str) -> String {
     format!("{prefix}:channels:{inbox_id}:hold:{recipient}")
 }
 
+/// Why an inbox's deliveries are paused (present only while they are).
+pub fn paused(prefix: &str, inbox_id: &str) -> String {
+    format!("{prefix}:channels:{inbox_id}:paused")
+}
+
 /// What is known of one outbound message's send: in flight since, or sent with a provider id.
 pub fn sent(prefix: &str, message_id: &str) -> String {
     format!("{prefix}:channels:sent:{message_id}")

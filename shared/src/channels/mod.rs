@@ -9,13 +9,15 @@
 //! caller uses [`throttle`] (a per-inbox token bucket in Redis, so it holds across worker
 //! processes), [`idempotency`] (the provider's message id recorded before the job is acked) and,
 //! when callbacks arrive, [`status`] (a pure function that never moves a message backwards).
-//! [`delivery::Delivery::attempt`] strings the first three together for the deliveries handler.
+//! [`delivery::Delivery::attempt`] strings the first three together, and [`handler`] runs the
+//! `delivery.send` job with it, reaching the database through a trait the pipeline implements.
 //!
-//! This module does not read inboxes or messages from Postgres, pause inboxes or emit events: the
-//! deliveries handler does, with the verdicts given here. See NOTES.md beside this file.
+//! This module does not touch Postgres or emit events itself: [`handler::DeliveryStore`] does,
+//! implemented by the conversation pipeline. See NOTES.md beside this file.
 
 pub mod delivery;
 pub mod email;
+pub mod handler;
 pub mod http;
 pub mod idempotency;
 mod keys;
@@ -34,6 +36,7 @@ use crate::inboxes::InboxKind;
 
 pub use delivery::{ChannelSettings, Delivery, sender};
 pub use email::{EmailSender, SmtpConfig, SmtpSecurity};
+pub use handler::{DeliveryHandler, DeliveryStore, DeliveryTask, SettingsSource};
 pub use http::{HttpOptions, http_client};
 pub use idempotency::{SendRecord, SentLedger};
 pub use messenger::{MessengerConfig, MessengerSender};

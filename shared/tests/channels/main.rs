@@ -4,6 +4,7 @@
 
 mod delivery;
 mod errors;
+mod handler;
 mod ledger;
 mod send;
 mod smtp_server;
