@@ -345,39 +345,76 @@ impl Report {
     }
 }
 
-/// Runs `redis-benchmark` XADD at the same concurrency, with a tiny field and a 1 KB one.
+/// Runs `redis-benchmark` at the same concurrency: plain XADD with a tiny and a 1 KB field (the
+/// limit the issue names), and EVALSHA of the queue's own enqueue-unless-duplicate script with a
+/// ~1 KB job and a fresh dedup key per call (the Redis work one webhook really costs).
 fn compare_with_redis(args: &Args, prefix: &str, report: &Report) {
     let Ok(url) = url::Url::parse(&args.redis_url) else {
         return;
     };
-    let (host, port) = (
-        url.host_str().unwrap_or("127.0.0.1").to_owned(),
-        url.port().unwrap_or(6379).to_string(),
-    );
-    let key = format!("{prefix}:redis-benchmark");
+    let host = url.host_str().unwrap_or("127.0.0.1").to_owned();
+    let port = url.port().unwrap_or(6379).to_string();
+    let clients = args.connections.to_string();
+    let stream = format!("{prefix}:{{redis-benchmark}}:stream");
+    let dedup = format!("{prefix}:{{redis-benchmark}}:dedup:__rand_int__");
     let kilobyte = "v".repeat(1024);
-    for (label, value) in [("tiny field", "v"), ("1 KB field", kilobyte.as_str())] {
-        let clients = args.connections.to_string();
-        let output = std::process::Command::new("redis-benchmark")
-            .args([
-                "-h", &host, "-p", &port, "-c", &clients, "-n", "200000", "-q", "XADD", &key, "*",
-                "f", value,
-            ])
-            .output();
-        let Ok(output) = output else {
+    let sha = load_enqueue_script(&args.redis_url).unwrap_or_default();
+    let runs: [(&str, Vec<&str>); 3] = [
+        ("XADD, tiny field", vec!["XADD", &stream, "*", "f", "v"]),
+        (
+            "XADD, 1 KB field",
+            vec!["XADD", &stream, "*", "f", &kilobyte],
+        ),
+        (
+            "EVALSHA enqueue_unique.lua, 1 KB job",
+            vec![
+                "EVALSHA", &sha, "2", &stream, &dedup, &kilobyte, "600000", "job",
+            ],
+        ),
+    ];
+    for (label, command) in runs {
+        let mut argv = vec![
+            "-h",
+            &host,
+            "-p",
+            &port,
+            "-c",
+            &clients,
+            "-n",
+            "200000",
+            "-r",
+            "1000000000",
+            "-q",
+        ];
+        argv.extend(command);
+        let Ok(output) = std::process::Command::new("redis-benchmark")
+            .args(&argv)
+            .output()
+        else {
             println!("redis-benchmark not found: skipping the comparison");
             return;
         };
         let text = String::from_utf8_lossy(&output.stdout);
-        let Some(rate) = parse_rate(&text) else {
-            println!("could not read redis-benchmark output: {text}");
-            continue;
-        };
-        println!(
-            "redis-benchmark -c {clients} -n 200000 XADD ({label}): {rate:.0} req/s; ingress reaches {:.0}%",
-            100.0 * report.rate() / rate
-        );
+        match parse_rate(&text) {
+            Some(rate) => println!(
+                "redis-benchmark -c {clients} -n 200000 {label}: {rate:.0} req/s; ingress reaches {:.0}%",
+                100.0 * report.rate() / rate
+            ),
+            None => println!("could not read redis-benchmark output for {label}: {text}"),
+        }
     }
+}
+
+/// SCRIPT LOAD of the queue's enqueue-unless-duplicate script; returns its SHA.
+fn load_enqueue_script(redis_url: &str) -> Option<String> {
+    let script = include_str!("../../../shared/src/queue/lua/enqueue_unique.lua");
+    let client = redis::Client::open(redis_url).ok()?;
+    let mut conn = client.get_connection().ok()?;
+    redis::cmd("SCRIPT")
+        .arg("LOAD")
+        .arg(script)
+        .query(&mut conn)
+        .ok()
 }
 
 /// The last `<number> requests per second` in redis-benchmark's output.
