@@ -2,16 +2,20 @@
 
 use anyhow::Context;
 use clap::Parser;
-use scheduler::{Scheduler, SchedulerConfig};
+use scheduler::{
+    PeriodicTask, Scheduler, SchedulerConfig,
+    config::PeriodicConfig,
+    housekeeping::{PruneFailedJobs, TrimStreams},
+};
 use shared::{
     config::StoreConfig,
-    queue::{QueueName, Queues},
+    queue::{QueueName, Queues, failed::FailedJobs},
 };
 
 #[derive(Parser, Debug)]
 #[command(
     name = "scheduler",
-    about = "Promote due retries and reclaim abandoned jobs (leader-elected)"
+    about = "Promote due retries, reclaim abandoned jobs and run periodic jobs (leader-elected)"
 )]
 struct Cli {
     /// Queues to look after, comma separated (default: every known queue).
@@ -28,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _telemetry = shared::telemetry::init("scheduler");
     let stores = StoreConfig::from_env()?;
+    let periodic = PeriodicConfig::from_env()?;
     let mut config = SchedulerConfig::default();
     if !cli.queue.is_empty() {
         config.queues = cli
@@ -43,6 +48,22 @@ async fn main() -> anyhow::Result<()> {
         tokio::spawn(shared::metrics_server::serve(listener, stop.clone()));
     }
     let queues = Queues::new(stores.redis_url.expose(), &stores.prefix)?;
-    Scheduler::new(queues, config).run(stop).await;
+    let db = shared::db::pool(stores.database_url.expose(), 2)?;
+    let scheduler = Scheduler::new(queues.clone(), config.clone())
+        .with_periodic(PeriodicTask::new(
+            periodic.prune_failed_jobs,
+            PruneFailedJobs {
+                failed: FailedJobs::new(db),
+                retention: chrono::Duration::days(periodic.failed_jobs_retention_days.into()),
+            },
+        ))
+        .with_periodic(PeriodicTask::new(
+            periodic.trim_streams,
+            TrimStreams {
+                queues,
+                names: config.queues,
+            },
+        ));
+    scheduler.run(stop).await;
     Ok(())
 }

@@ -1,6 +1,9 @@
-//! `worker`: runs apalis workers on the given queues, or an operator subcommand.
+//! `worker`: runs apalis workers on the given queues, or an operator subcommand: `migrate`, and
+//! the on-call tools `failed …` and `queues` (see `cli/`).
 
-use std::time::Duration;
+mod cli;
+
+use std::{process::ExitCode, time::Duration};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -53,16 +56,49 @@ struct Cli {
 enum Command {
     /// Apply pending database migrations (the Procfile's release phase).
     Migrate,
+    /// Failed jobs (the dead set): list, show, retry, forget, flush.
+    Failed {
+        #[command(subcommand)]
+        command: cli::failed::FailedCommand,
+    },
+    /// Per queue: length, in flight, consumers, oldest age, delayed, failed, throughput.
+    Queues(cli::queues::QueuesArgs),
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let _telemetry = shared::telemetry::init("worker");
-    let stores = StoreConfig::from_env()?;
-    match cli.command {
-        Some(Command::Migrate) => migrate(&stores).await,
-        None => work(cli, stores).await,
+async fn main() -> anyhow::Result<ExitCode> {
+    let mut cli = Cli::parse();
+    match cli.command.take() {
+        // The on-call tools keep stdout for their output: no log subscriber, errors on stderr.
+        Some(Command::Failed { command }) => {
+            Ok(on_call(async |s| cli::failed::run(s, command).await).await)
+        }
+        Some(Command::Queues(args)) => Ok(on_call(async |s| cli::queues::run(s, args).await).await),
+        Some(Command::Migrate) => {
+            let _telemetry = shared::telemetry::init("worker");
+            migrate(&StoreConfig::from_env()?).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => {
+            let _telemetry = shared::telemetry::init("worker");
+            let stores = StoreConfig::from_env()?;
+            work(cli, stores).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Runs an on-call command against the stores and turns its outcome into an exit code.
+async fn on_call<F>(command: F) -> ExitCode
+where
+    F: AsyncFnOnce(&cli::Stores) -> Result<cli::Exit, cli::CliError>,
+{
+    let stores = StoreConfig::from_env()
+        .map_err(|e| cli::CliError::Unavailable(e.to_string()))
+        .and_then(|config| cli::Stores::new(&config));
+    match stores {
+        Ok(stores) => cli::finish(command(&stores).await),
+        Err(e) => cli::finish(Err(e)),
     }
 }
 

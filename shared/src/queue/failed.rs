@@ -2,6 +2,11 @@
 //!
 //! `record` is idempotent by job id, so the queue can write the row first and ack second: a crash
 //! in between re-runs the move and finds the row already there.
+//!
+//! The operator's side lives in two submodules, written as library functions so that the `worker
+//! failed` CLI and the ingress `/api/failed-jobs` endpoints share one implementation:
+//! [`query`] (filtered listing, counts, forget, flush and retention pruning) and [`retry`]
+//! (re-enqueue with attempts reset, removing each row only once its job is back on a stream).
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -10,7 +15,13 @@ use diesel_async::RunQueryDsl;
 use super::{Job, QueueError, consume::BadEnvelope};
 use crate::db::{DbError, DbPool, schema::failed_jobs};
 
-#[derive(Clone, Debug, Queryable, Selectable, Insertable, PartialEq)]
+pub mod query;
+pub mod retry;
+
+pub use query::{FailedFilter, ForgetSummary, QueueCount};
+pub use retry::{RetrySelection, RetrySummary, Skipped};
+
+#[derive(Clone, Debug, Queryable, Selectable, Insertable, PartialEq, serde::Serialize)]
 #[diesel(table_name = failed_jobs)]
 pub struct FailedJob {
     pub id: String,
@@ -54,6 +65,16 @@ impl FailedJob {
             tenant_id: None,
             failed_at: Utc::now(),
         }
+    }
+
+    /// The stored envelope as it failed (attempt count and last error kept), for `show`.
+    pub fn envelope(&self) -> Option<Job> {
+        serde_json::from_value(self.payload.clone()).ok()
+    }
+
+    /// The first line of the error, for one-line listings.
+    pub fn error_summary(&self) -> &str {
+        self.error.lines().next().unwrap_or("")
     }
 
     /// The envelope to re-enqueue, with attempts reset.

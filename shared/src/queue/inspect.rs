@@ -1,4 +1,9 @@
 //! Numbers operators read: per-queue depth, in-flight, consumers, delayed and counters.
+//!
+//! [`Queues::stats`] is the cheap summary the workers publish as gauges; [`Queues::detail`] adds
+//! what `worker queues` shows an on-call engineer: each consumer with its idle time, and the age
+//! of the oldest job still in the stream and of the oldest one in flight. Read-only: nothing here
+//! changes a queue.
 
 use redis::Value;
 
@@ -27,21 +32,20 @@ impl Queues {
         let keys = self.keys(queue);
         let mut conn = self.conn().await?;
         type Reply = (u64, u64, Vec<(String, i64)>, Vec<(String, u64)>);
-        let (length, delayed, next, counters): Reply =
-            redis::pipe()
-                .cmd("XLEN")
-                .arg(&keys.stream)
-                .cmd("ZCARD")
-                .arg(&keys.delayed)
-                .cmd("ZRANGE")
-                .arg(&keys.delayed)
-                .arg(0)
-                .arg(0)
-                .arg("WITHSCORES")
-                .cmd("HGETALL")
-                .arg(&keys.stats)
-                .query_async(&mut conn)
-                .await?;
+        let (length, delayed, next, counters): Reply = redis::pipe()
+            .cmd("XLEN")
+            .arg(&keys.stream)
+            .cmd("ZCARD")
+            .arg(&keys.delayed)
+            .cmd("ZRANGE")
+            .arg(&keys.delayed)
+            .arg(0)
+            .arg(0)
+            .arg("WITHSCORES")
+            .cmd("HGETALL")
+            .arg(&keys.stats)
+            .query_async(&mut conn)
+            .await?;
         let counter = |name: &str| {
             counters
                 .iter()
@@ -82,6 +86,129 @@ impl Queues {
         }
         Ok(stats)
     }
+}
+
+/// One consumer of a queue's group, as XINFO CONSUMERS reports it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ConsumerInfo {
+    pub name: String,
+    /// Entries it has read and not settled.
+    pub pending: u64,
+    /// Milliseconds since it last read or heartbeated (XCLAIM refreshes it).
+    pub idle_ms: u64,
+}
+
+/// Everything `worker queues` shows for one queue, read at one moment of Redis's clock.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct QueueDetail {
+    #[serde(flatten)]
+    pub stats: QueueStats,
+    /// Redis's clock when this was read (epoch ms); ages below count from it.
+    pub now_ms: i64,
+    pub consumer_list: Vec<ConsumerInfo>,
+    /// When the oldest entry still in the stream (waiting or in flight) was added (epoch ms).
+    /// Settled entries are deleted, so this is the oldest unfinished job; a reclaimed or released
+    /// job is re-added, so its age counts from then.
+    pub oldest_entry_ms: Option<i64>,
+    /// When the oldest in-flight entry was added (epoch ms).
+    pub oldest_pending_ms: Option<i64>,
+}
+
+impl QueueDetail {
+    pub fn oldest_age_ms(&self) -> Option<i64> {
+        self.oldest_entry_ms.map(|t| (self.now_ms - t).max(0))
+    }
+
+    pub fn oldest_pending_age_ms(&self) -> Option<i64> {
+        self.oldest_pending_ms.map(|t| (self.now_ms - t).max(0))
+    }
+}
+
+impl Queues {
+    /// [`Self::stats`] plus consumers, oldest ages and Redis's clock.
+    pub async fn detail(&self, queue: &QueueName) -> Result<QueueDetail, QueueError> {
+        let stats = self.stats(queue).await?;
+        let keys = self.keys(queue);
+        let mut conn = self.conn().await?;
+        let ((secs, micros), first): ((i64, i64), Vec<Value>) = redis::pipe()
+            .cmd("TIME")
+            .cmd("XRANGE")
+            .arg(&keys.stream)
+            .arg("-")
+            .arg("+")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut conn)
+            .await?;
+        let oldest_entry_ms = first
+            .first()
+            .and_then(entry_id_of)
+            .and_then(|id| id_ms(&id));
+        let mut detail = QueueDetail {
+            stats,
+            now_ms: secs * 1000 + micros / 1000,
+            oldest_entry_ms,
+            ..Default::default()
+        };
+        // No group yet (no worker ever read) means no consumers and nothing in flight.
+        let consumers: Result<Vec<Vec<Value>>, _> = redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg(&keys.stream)
+            .arg(GROUP)
+            .query_async(&mut conn)
+            .await;
+        detail.consumer_list = consumers
+            .unwrap_or_default()
+            .iter()
+            .map(|c| consumer_info(c))
+            .collect();
+        let summary: Result<Vec<Value>, _> = redis::cmd("XPENDING")
+            .arg(&keys.stream)
+            .arg(GROUP)
+            .query_async(&mut conn)
+            .await;
+        detail.oldest_pending_ms = summary
+            .ok()
+            .and_then(|s| s.get(1).and_then(as_text))
+            .and_then(|id| id_ms(&id));
+        Ok(detail)
+    }
+
+    /// Whether the queue's stream exists (some producer or worker ever used the queue).
+    pub async fn stream_exists(&self, queue: &QueueName) -> Result<bool, QueueError> {
+        let mut conn = self.conn().await?;
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(self.keys(queue).stream)
+            .query_async(&mut conn)
+            .await?;
+        Ok(n == 1)
+    }
+}
+
+fn consumer_info(fields: &[Value]) -> ConsumerInfo {
+    let mut info = ConsumerInfo::default();
+    for (k, v) in pairs(fields) {
+        match k.as_str() {
+            "name" => info.name = as_text(&v).unwrap_or_default(),
+            "pending" => info.pending = as_u64(&v).unwrap_or(0),
+            "idle" => info.idle_ms = as_u64(&v).unwrap_or(0),
+            _ => {}
+        }
+    }
+    info
+}
+
+/// The id of an XRANGE reply entry (`[id, [field, value, …]]`).
+fn entry_id_of(entry: &Value) -> Option<String> {
+    match entry {
+        Value::Array(parts) => as_text(parts.first()?),
+        _ => None,
+    }
+}
+
+/// The millisecond part of a stream entry id (`<ms>-<seq>`).
+pub fn id_ms(entry_id: &str) -> Option<i64> {
+    entry_id.split('-').next()?.parse().ok()
 }
 
 fn pairs(values: &[Value]) -> Vec<(String, Value)> {

@@ -38,6 +38,11 @@ pub fn lease(prefix: &str, name: &str) -> String {
     format!("{prefix}:lease:{name}")
 }
 
+/// The last occurrence (epoch ms) of a periodic job that some scheduler claimed.
+pub fn periodic(prefix: &str, job: &str) -> String {
+    format!("{prefix}:periodic:{job}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -56,7 +56,11 @@ impl Queues {
     /// Removes consumers that hold no pending entries and have been idle longer than `idle`
     /// (every restarted process leaves one behind). Consumers with pending entries are left
     /// alone: XGROUP DELCONSUMER would lose them; the reclaimer empties them first.
-    pub async fn prune_idle_consumers(&self, queue: &QueueName, idle: Duration) -> Result<u64, QueueError> {
+    pub async fn prune_idle_consumers(
+        &self,
+        queue: &QueueName,
+        idle: Duration,
+    ) -> Result<u64, QueueError> {
         let keys = self.keys(queue);
         let mut conn = self.conn().await?;
         let result: Result<u64, redis::RedisError> = scripts::PRUNE_CONSUMERS
@@ -67,7 +71,11 @@ impl Queues {
             .await;
         match result {
             // No stream or group yet: nobody to prune.
-            Err(e) if e.to_string().contains("NOGROUP") || e.to_string().contains("no such key") => Ok(0),
+            Err(e)
+                if e.to_string().contains("NOGROUP") || e.to_string().contains("no such key") =>
+            {
+                Ok(0)
+            }
             other => Ok(other?),
         }
     }
@@ -92,6 +100,41 @@ impl Queues {
             }
         }
         Ok((promoted, reclaimed))
+    }
+}
+
+/// Claims an occurrence of a periodic job: true for exactly one caller per occurrence, however many
+/// schedulers ask (a leader whose lease lapsed mid-run and its successor included). The first
+/// call for a job only records `now` as its baseline, so a newly deployed job waits for its first
+/// occurrence after that, as cron does.
+const CLAIM_OCCURRENCE: &str = r"
+local last = redis.call('GET', KEYS[1])
+if not last then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 0
+end
+if tonumber(last) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1";
+
+impl Queues {
+    /// See [`CLAIM_OCCURRENCE`]: true when this caller should run `job`'s `occurrence_ms`.
+    pub async fn claim_occurrence(
+        &self,
+        job: &str,
+        occurrence_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool, QueueError> {
+        let mut conn = self.conn().await?;
+        let claimed: i64 = redis::Script::new(CLAIM_OCCURRENCE)
+            .key(keys::periodic(self.prefix(), job))
+            .arg(occurrence_ms)
+            .arg(now_ms)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(claimed == 1)
     }
 }
 

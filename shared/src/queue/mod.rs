@@ -21,6 +21,7 @@ pub mod maintain;
 mod name;
 pub mod policy;
 mod scripts;
+pub mod trim;
 
 use std::sync::Arc;
 

@@ -2,6 +2,8 @@
 //! Each test gets its own database and key prefix (shared::testkit).
 
 mod binary;
+mod cli_failed;
+mod cli_queues;
 mod invariants;
 mod retries;
 
