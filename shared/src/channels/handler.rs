@@ -7,7 +7,7 @@
 //! the pipeline implements on its `messages` and `inboxes` tables. Outbound credentials come
 //! through [`SettingsSource`] (the inbox rows do not hold them yet; see NOTES.md).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use serde_json::Value;
@@ -23,6 +23,9 @@ use crate::{
     jobs::{JobError, JobHandler},
     queue::{Job, Queues},
 };
+
+/// How often a held delivery looks again whether its inbox was resumed.
+pub const PAUSED_RECHECK: Duration = Duration::from_secs(60);
 
 /// The job kind this handler runs (the pipeline's `conversation::delivery::DELIVERY_SEND`).
 pub const DELIVERY_SEND: &str = "delivery.send";
@@ -186,10 +189,7 @@ impl DeliveryHandler {
             Some(_) => {}
         }
         if let Some(reason) = self.paused(&task.inbox_id).await? {
-            return Err(JobError::RetryAfter {
-                after: CHANNEL_BROKEN_DELAY,
-                reason: format!("inbox {} is paused: {reason}", task.inbox_id),
-            });
+            return self.park(job, &task, &reason).await;
         }
         let sender = self.sender(&task).await?;
         let bucket = BucketConfig::for_kind(task.channel);
@@ -213,9 +213,11 @@ impl DeliveryHandler {
         let last_attempt = job.attempt >= job.max_attempts;
         match &verdict {
             SendError::ChannelBroken { .. } => {
-                self.pause(&task.inbox_id, &verdict.to_string()).await?;
-                self.store.inbox_broken(task, &verdict).await?;
-                alert(task, &verdict);
+                if self.pause(&task.inbox_id, &verdict.to_string()).await? {
+                    self.store.inbox_broken(task, &verdict).await?;
+                    alert(task, &verdict);
+                }
+                return self.park(job, task, &verdict.to_string()).await;
             }
             SendError::Permanent { .. } => self.store.failed(task, &verdict).await?,
             _ if last_attempt => self.store.failed(task, &verdict).await?,
@@ -252,14 +254,36 @@ impl DeliveryHandler {
     }
 
     /// Stops an inbox's deliveries until [`Self::resume`]; `reason` is kept for the on-call.
-    pub async fn pause(&self, inbox_id: &str, reason: &str) -> Result<(), JobError> {
+    /// Returns whether it was running until now (so the alert goes out once per pause).
+    pub async fn pause(&self, inbox_id: &str, reason: &str) -> Result<bool, JobError> {
         let mut conn = self.conn().await?;
-        redis::cmd("SET")
+        let set: Option<String> = redis::cmd("SET")
             .arg(keys::paused(self.redis.prefix(), inbox_id))
             .arg(reason)
-            .query_async::<()>(&mut conn)
+            .arg("NX")
+            .query_async(&mut conn)
             .await
-            .map_err(JobError::transient)
+            .map_err(JobError::transient)?;
+        Ok(set.is_some())
+    }
+
+    /// Holds the job while its inbox is paused: the same job, same attempt, goes back to the
+    /// delayed set for [`PAUSED_RECHECK`] and this run succeeds. A paused inbox so keeps its
+    /// queue without burning attempts, and sends within a recheck of being resumed. A crash
+    /// between the two steps leaves two copies; the send record and the message status make the
+    /// second a no-op.
+    async fn park(&self, job: &Job, task: &DeliveryTask, reason: &str) -> Result<(), JobError> {
+        let due = chrono::Utc::now().timestamp_millis() + PAUSED_RECHECK.as_millis() as i64;
+        let mut held = job.clone();
+        held.last_error = Some(format!("held: inbox {} is paused: {reason}", task.inbox_id));
+        self.redis
+            .enqueue_at(&held, due)
+            .await
+            .map_err(JobError::transient)?;
+        metrics::counter!("switchyard_deliveries_held_total", "channel" => task.channel.as_str())
+            .increment(1);
+        tracing::info!(message_id = %task.message_id, inbox_id = %task.inbox_id, "delivery held: inbox paused");
+        Ok(())
     }
 
     /// Lets an inbox send again, with settings read afresh (a new token, say).

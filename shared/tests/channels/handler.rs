@@ -86,7 +86,7 @@ impl DeliveryStore for MemoryStore {
 }
 
 struct Fixture {
-    _redis: TestRedis,
+    redis: TestRedis,
     provider: StandIn,
     store: Arc<MemoryStore>,
     handler: Arc<DeliveryHandler>,
@@ -107,7 +107,7 @@ async fn fixture() -> Fixture {
     let store = Arc::new(MemoryStore::default());
     let handler = DeliveryHandler::new(redis.queues.clone(), store.clone(), Arc::new(settings));
     Fixture {
-        _redis: redis,
+        redis,
         provider,
         store,
         handler,
@@ -226,22 +226,57 @@ async fn a_broken_inbox_is_paused_holds_its_deliveries_and_sends_after_resume() 
             401,
             json!({"statusCode": 401, "message": "Unauthorized"}),
         ))
-        .reply(sent_reply("W3"));
+        .reply(sent_reply("W3"))
+        .reply(sent_reply("W4"));
+    let (first, second) = (job(&f, "msg_1"), job(&f, "msg_2"));
 
-    let error = f.handler.run(&job(&f, "msg_1")).await.unwrap_err();
-    assert!(matches!(error, JobError::RetryAfter { .. }), "{error:?}");
+    // The refusal pauses the inbox (alerting once) and holds the job without spending an attempt.
+    f.handler.run(&first).await.unwrap();
     assert!(f.handler.paused("inb_w").await.unwrap().is_some());
-    assert!(f.store.calls()[0].starts_with("paused inb_w"));
-
     // Held: another message of the inbox is not sent while it is paused.
-    let held = f.handler.run(&job(&f, "msg_2")).await.unwrap_err();
-    assert!(matches!(held, JobError::RetryAfter { .. }), "{held:?}");
+    f.handler.run(&second).await.unwrap();
     assert_eq!(f.provider.requests().len(), 1);
+    let calls = f.store.calls();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].starts_with("paused inb_w channel broken: Unauthorized"));
+    let held = delayed(&f).await;
+    assert_eq!(held.len(), 2, "both jobs wait in the delayed set");
+    assert!(held.iter().all(|job| job.attempt == 1), "no attempt spent");
 
+    // Resumed: the held jobs, when they come back, send.
     f.handler.resume("inb_w").await.unwrap();
-    f.handler.run(&job(&f, "msg_2")).await.unwrap();
-    assert_eq!(f.provider.requests().len(), 2);
-    assert_eq!(f.store.calls().last().unwrap(), "sent W3");
+    for job in held {
+        f.handler.run(&job).await.unwrap();
+    }
+    assert_eq!(f.provider.requests().len(), 3);
+    let mut sent = f.store.calls()[1..].to_vec();
+    sent.sort();
+    assert_eq!(sent, ["sent W3", "sent W4"]);
+}
+
+/// The jobs waiting in the deliveries queue's delayed set.
+async fn delayed(f: &Fixture) -> Vec<Job> {
+    let key = f
+        .redis
+        .queues
+        .keys(&QueueName::new("deliveries").unwrap())
+        .delayed;
+    let mut conn = redis::Client::open(crate::redis_url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(key)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    members
+        .iter()
+        .map(|m| serde_json::from_str(m).unwrap())
+        .collect()
 }
 
 #[test]
