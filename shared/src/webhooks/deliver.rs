@@ -45,6 +45,21 @@ pub enum Outcome {
     Disabled(SubscriptionDisabled),
 }
 
+impl Outcome {
+    /// A short name for metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Skipped(_) => "skipped",
+            Self::Held | Self::HeldAfterFailure { .. } => "held",
+            Self::Deferred { .. } => "deferred",
+            Self::Delivered { .. } => "delivered",
+            Self::RetryScheduled { .. } => "retry_scheduled",
+            Self::Exhausted { .. } => "exhausted",
+            Self::Disabled(_) => "disabled",
+        }
+    }
+}
+
 enum Prepared {
     Ready(Box<(Subscription, DeliveryRow)>),
     Done(Outcome),
@@ -81,6 +96,8 @@ impl Webhooks {
         let outcome = self
             .record(&task, &sub, &row, &result, &job.correlation_id)
             .await?;
+        metrics::counter!("switchyard_webhook_attempts_total", "outcome" => outcome.label())
+            .increment(1);
         if let (Outcome::Disabled(disabled), Some(hook)) = (&outcome, &self.on_disabled) {
             hook(disabled.clone());
         }
