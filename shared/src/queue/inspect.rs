@@ -105,6 +105,8 @@ pub struct QueueDetail {
     pub stats: QueueStats,
     /// Redis's clock when this was read (epoch ms); ages below count from it.
     pub now_ms: i64,
+    /// Whether the queue's consumer group exists (some worker has joined it).
+    pub has_group: bool,
     pub consumer_list: Vec<ConsumerInfo>,
     /// When the oldest entry still in the stream (waiting or in flight) was added (epoch ms).
     /// Settled entries are deleted, so this is the oldest unfinished job; a reclaimed or released
@@ -121,6 +123,16 @@ impl QueueDetail {
 
     pub fn oldest_pending_age_ms(&self) -> Option<i64> {
         self.oldest_pending_ms.map(|t| (self.now_ms - t).max(0))
+    }
+
+    /// Jobs not yet read: the group's lag, or the whole stream when no worker ever joined.
+    /// `None` when Redis cannot tell (entries were deleted since the group's last read).
+    pub fn waiting(&self) -> Option<u64> {
+        if self.has_group {
+            self.stats.lag
+        } else {
+            Some(self.stats.length)
+        }
     }
 }
 
@@ -157,6 +169,7 @@ impl Queues {
             .arg(GROUP)
             .query_async(&mut conn)
             .await;
+        detail.has_group = consumers.is_ok();
         detail.consumer_list = consumers
             .unwrap_or_default()
             .iter()

@@ -183,7 +183,7 @@ fn report(frame: &Frame, previous: Option<&Frame>, args: &QueuesArgs) -> Report 
                 queue: stats.queue.clone(),
                 length: stats.length,
                 pending: stats.pending,
-                waiting: stats.lag,
+                waiting: detail.waiting(),
                 consumers: detail.consumer_list.clone(),
                 oldest_age_ms: detail.oldest_age_ms(),
                 oldest_pending_age_ms: detail.oldest_pending_age_ms(),

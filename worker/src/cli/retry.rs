@@ -83,7 +83,7 @@ fn progress_bar(total: u64, dry_run: bool) -> ProgressBar {
     // `stderr()` draws only when stderr is a terminal, so pipes and CI logs stay clean.
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     if let Ok(style) =
-        ProgressStyle::with_template("retrying {bar:40} {pos}/{len} jobs ({per_sec}, {eta} left)")
+        ProgressStyle::with_template("retrying {bar:40} {pos}/{len} jobs ({eta} left)")
     {
         bar.set_style(style);
     }

@@ -115,6 +115,7 @@ async fn queues_reports_the_numbers_the_test_created() {
         (Some(0), Some(1))
     );
     assert_eq!(facebook["consumers"], json!([]));
+    assert_eq!(facebook["waiting"], 0);
     assert_eq!(report["breaches"], json!([]));
     assert_eq!(
         report["queues"].as_array().unwrap().len(),
@@ -164,6 +165,11 @@ async fn thresholds_set_the_exit_code_and_name_the_queue() {
         .await
         .unwrap();
     let run = |args: &[&str]| cli(&h, &[&["queues", "--sample", "0"][..], args].concat());
+    let widget = report(&run(&["--json", "--queue", "widget"]));
+    assert_eq!(
+        widget["queues"][0]["waiting"], 1,
+        "no worker joined yet: all of it waits"
+    );
 
     expect_code(
         &run(&[
