@@ -4,6 +4,9 @@
 //! `run` is the whole process minus argument parsing, so tests start exactly what production
 //! runs.
 
+pub mod admin;
+mod admin_demo;
+pub mod handlers;
 pub mod registry;
 
 use std::time::Duration;
@@ -68,7 +71,7 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> anyhow::Resul
         config.stores.database_url.expose(),
         config.concurrency.clamp(4, 32),
     )?;
-    let registry = registry::build(db.clone());
+    let registry = registry::build(db.clone(), queues.clone())?;
     let consumer_name = unique_consumer_name();
     info!(consumer = %consumer_name, queues = ?config.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), "worker starting");
 

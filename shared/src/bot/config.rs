@@ -95,7 +95,10 @@ impl Bots {
 
     /// From the environment: `BOT_RULES_FILE` (optional) and `BOT_CACHE_SECS` (default 5).
     pub fn from_env(db: DbPool) -> Result<Self, String> {
-        let file = match std::env::var("BOT_RULES_FILE").ok().filter(|p| !p.is_empty()) {
+        let file = match std::env::var("BOT_RULES_FILE")
+            .ok()
+            .filter(|p| !p.is_empty())
+        {
             Some(path) => RulesFile::load(std::path::Path::new(&path))?,
             None => RulesFile::default(),
         };
@@ -134,7 +137,11 @@ impl Bots {
             .map(|c| c.bot.clone())
     }
 
-    fn build(&self, settings: InboxSettings, db_intents: Vec<IntentRule>) -> Result<InboxBot, ConversationError> {
+    fn build(
+        &self,
+        settings: InboxSettings,
+        db_intents: Vec<IntentRule>,
+    ) -> Result<InboxBot, ConversationError> {
         let bot: Option<Arc<dyn Bot>> = match settings.bot {
             BotKind::Off => None,
             BotKind::Http => {
@@ -155,7 +162,11 @@ impl Bots {
         Ok(InboxBot { settings, bot })
     }
 
-    fn rules_for(&self, settings: &InboxSettings, db_intents: Vec<IntentRule>) -> (Vec<IntentRule>, Option<String>) {
+    fn rules_for(
+        &self,
+        settings: &InboxSettings,
+        db_intents: Vec<IntentRule>,
+    ) -> (Vec<IntentRule>, Option<String>) {
         let file_inbox = self.file.inboxes.get(&settings.inbox_id);
         let fallback = settings
             .fallback_reply

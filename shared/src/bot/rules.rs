@@ -12,8 +12,7 @@ use super::{Bot, BotDecision, BotError, BotInput};
 use crate::conversation::settings::IntentRule;
 
 /// The reply when no intent matches and the inbox configured none.
-pub const DEFAULT_FALLBACK: &str =
-    "Sorry, I didn't get that. Type \"agent\" to talk to a person.";
+pub const DEFAULT_FALLBACK: &str = "Sorry, I didn't get that. Type \"agent\" to talk to a person.";
 
 /// The intents every inbox has until it configures its own: greet, and hand off on request.
 pub fn builtin_intents() -> Vec<IntentRule> {
@@ -47,7 +46,15 @@ pub fn builtin_intents() -> Vec<IntentRule> {
         ),
         rule(
             "greeting",
-            &["hi", "hello", "hey", "good morning", "good afternoon", "olá", "hallo"],
+            &[
+                "hi",
+                "hello",
+                "hey",
+                "good morning",
+                "good afternoon",
+                "olá",
+                "hallo",
+            ],
             "Hi! I'm the virtual assistant. Ask me anything, or type \"agent\" to talk to a person.",
             false,
             10,
@@ -153,7 +160,9 @@ fn compile(pattern: &str) -> Result<Pattern, String> {
 
 fn matches(pattern: &Pattern, words: &[String], raw: &str, postback: Option<&str>) -> bool {
     match pattern {
-        Pattern::Postback(expected) => postback.is_some_and(|p| p.trim().eq_ignore_ascii_case(expected)),
+        Pattern::Postback(expected) => {
+            postback.is_some_and(|p| p.trim().eq_ignore_ascii_case(expected))
+        }
         Pattern::Regex(re) => re.is_match(raw),
         Pattern::Words(phrase) => words.windows(phrase.len()).any(|w| w == phrase.as_slice()),
     }
@@ -183,7 +192,13 @@ mod tests {
         }
     }
 
-    fn check(bot: &RulesBot, text: &str, postback: Option<&str>, intent: Option<&str>, handoff: bool) {
+    fn check(
+        bot: &RulesBot,
+        text: &str,
+        postback: Option<&str>,
+        intent: Option<&str>,
+        handoff: bool,
+    ) {
         let decision = bot.decide_now(&input(text, postback));
         assert_eq!(decision.intent.as_deref(), intent, "{text:?}");
         assert_eq!(decision.handoff, handoff, "{text:?}");
@@ -194,10 +209,28 @@ mod tests {
     #[test]
     fn builtin_intents_greet_and_hand_off() {
         let bot = RulesBot::new(builtin_intents(), None).unwrap();
-        check(&bot, "Hi, my order #1042 has not arrived yet", None, Some("greeting"), false);
-        check(&bot, "I want to talk to an agent!", None, Some("handoff"), true);
+        check(
+            &bot,
+            "Hi, my order #1042 has not arrived yet",
+            None,
+            Some("greeting"),
+            false,
+        );
+        check(
+            &bot,
+            "I want to talk to an agent!",
+            None,
+            Some("handoff"),
+            true,
+        );
         check(&bot, "AGENT", None, Some("handoff"), true);
-        check(&bot, "Talk to an agent", Some("CONNECT_AGENT"), Some("handoff"), true);
+        check(
+            &bot,
+            "Talk to an agent",
+            Some("CONNECT_AGENT"),
+            Some("handoff"),
+            true,
+        );
         check(&bot, "", Some("connect_agent"), Some("handoff"), true);
         check(&bot, "my reagents arrived", None, None, false);
         check(&bot, "where is my parcel", None, None, false);
@@ -240,6 +273,8 @@ mod tests {
             handoff: false,
             priority: 0,
         }];
-        assert!(matches!(RulesBot::new(rules, None), Err(BotError::Permanent(m)) if m.contains("broken")));
+        assert!(
+            matches!(RulesBot::new(rules, None), Err(BotError::Permanent(m)) if m.contains("broken"))
+        );
     }
 }

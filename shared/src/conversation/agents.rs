@@ -19,13 +19,23 @@ pub struct NewAgent {
 impl NewAgent {
     pub fn validate(&self) -> Result<(), ConversationError> {
         if self.name.trim().is_empty() || self.name.chars().count() > 200 {
-            return Err(ConversationError::invalid("name", "must be 1 to 200 characters"));
+            return Err(ConversationError::invalid(
+                "name",
+                "must be 1 to 200 characters",
+            ));
         }
         if !(0..=1000).contains(&self.capacity) {
             return Err(ConversationError::invalid("capacity", "must be 0 to 1000"));
         }
-        if self.email.as_deref().is_some_and(|e| !e.contains('@') || e.len() > 320) {
-            return Err(ConversationError::invalid("email", "must be an email address"));
+        if self
+            .email
+            .as_deref()
+            .is_some_and(|e| !e.contains('@') || e.len() > 320)
+        {
+            return Err(ConversationError::invalid(
+                "email",
+                "must be an email address",
+            ));
         }
         Ok(())
     }
@@ -64,7 +74,11 @@ pub async fn get(tx: &mut Tx, id: &str) -> Result<Agent, ConversationError> {
 }
 
 /// Turns an agent's availability on or off; on offers it waiting sessions.
-pub async fn set_available(tx: &mut Tx, id: &str, available: bool) -> Result<Agent, ConversationError> {
+pub async fn set_available(
+    tx: &mut Tx,
+    id: &str,
+    available: bool,
+) -> Result<Agent, ConversationError> {
     get(tx, id).await?;
     let agent: Agent = diesel::update(agents::table.find(id))
         .set(agents::available.eq(available))

@@ -63,11 +63,17 @@ pub async fn create(
     name: &str,
 ) -> Result<CreatedKey, ConversationError> {
     if name.trim().is_empty() || name.chars().count() > 200 {
-        return Err(ConversationError::invalid("name", "must be 1 to 200 characters"));
+        return Err(ConversationError::invalid(
+            "name",
+            "must be 1 to 200 characters",
+        ));
     }
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
-    let token = format!("sy_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret));
+    let token = format!(
+        "sy_{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)
+    );
     let (scope_name, tenant_id) = match scope {
         Scope::Tenant { tenant_id } => ("tenant", Some(tenant_id.clone())),
         Scope::Operator => ("operator", None),
@@ -129,9 +135,13 @@ pub async fn list(
 
 /// Revokes a key: its token stops working at once.
 pub async fn revoke(conn: &mut AsyncPgConnection, id: &str) -> Result<bool, ConversationError> {
-    let n = diesel::update(api_keys::table.find(id).filter(api_keys::revoked_at.is_null()))
-        .set(api_keys::revoked_at.eq(Some(chrono::Utc::now())))
-        .execute(conn)
-        .await?;
+    let n = diesel::update(
+        api_keys::table
+            .find(id)
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(Some(chrono::Utc::now())))
+    .execute(conn)
+    .await?;
     Ok(n == 1)
 }

@@ -52,7 +52,10 @@ pub async fn assign_waiting(tx: &mut Tx) -> Result<Vec<Assignment>, Conversation
     Ok(made)
 }
 
-async fn oldest_waiting(tx: &mut Tx, tenant_id: &str) -> Result<Option<QueueItem>, ConversationError> {
+async fn oldest_waiting(
+    tx: &mut Tx,
+    tenant_id: &str,
+) -> Result<Option<QueueItem>, ConversationError> {
     Ok(queue_items::table
         .filter(queue_items::tenant_id.eq(tenant_id))
         .filter(queue_items::state.eq(QueueItemState::Waiting.as_str()))
@@ -70,7 +73,10 @@ async fn next_agent(tx: &mut Tx, tenant_id: &str) -> Result<Option<Agent>, Conve
         .filter(agents::tenant_id.eq(tenant_id))
         .filter(agents::available.eq(true))
         .filter(agents::load.lt(agents::capacity))
-        .order((agents::last_assigned_at.asc().nulls_first(), agents::id.asc()))
+        .order((
+            agents::last_assigned_at.asc().nulls_first(),
+            agents::id.asc(),
+        ))
         .select(agents::id)
         .for_no_key_update()
         .first(tx.conn())
@@ -91,7 +97,11 @@ async fn next_agent(tx: &mut Tx, tenant_id: &str) -> Result<Option<Agent>, Conve
     ))
 }
 
-async fn assign(tx: &mut Tx, item: &QueueItem, agent: &Agent) -> Result<Assignment, ConversationError> {
+async fn assign(
+    tx: &mut Tx,
+    item: &QueueItem,
+    agent: &Agent,
+) -> Result<Assignment, ConversationError> {
     let from: QueueItemState = super::state::parse_state(&item.state)?;
     transition(&item.id, from, QueueItemState::Assigned)?;
     let item: QueueItem = diesel::update(queue_items::table.find(&item.id))

@@ -47,7 +47,10 @@ pub async fn get(tx: &mut Tx, id: &str) -> Result<Case, ConversationError> {
 }
 
 /// The session's open case, locked, if any.
-pub async fn open_for_session(tx: &mut Tx, session_id: &str) -> Result<Option<Case>, ConversationError> {
+pub async fn open_for_session(
+    tx: &mut Tx,
+    session_id: &str,
+) -> Result<Option<Case>, ConversationError> {
     Ok(cases::table
         .filter(cases::session_id.eq(session_id))
         .filter(cases::state.ne(CaseState::Closed.as_str()))
@@ -205,7 +208,9 @@ pub async fn close(tx: &mut Tx, id: &str, closing: &Closing) -> Result<Closed, C
     let state = case.state()?;
     let path = state.path_to(CaseState::Closed);
     if state == CaseState::Created || path.is_empty() {
-        return Err(transition(&case.id, state, CaseState::Closed).unwrap_err().into());
+        return Err(transition(&case.id, state, CaseState::Closed)
+            .unwrap_err()
+            .into());
     }
     for step in &path[..path.len() - 1] {
         case = advance(tx, &case, &session, *step).await?;
@@ -226,7 +231,8 @@ pub async fn close(tx: &mut Tx, id: &str, closing: &Closing) -> Result<Closed, C
     emit(tx, types::CASE_CLOSED, &case, &session, data).await?;
     release(tx, &case).await?;
     if session.state()? == SessionState::Live {
-        session = super::sessions::change_path(tx, &session, SessionState::Bot, "case_closed").await?;
+        session =
+            super::sessions::change_path(tx, &session, SessionState::Bot, "case_closed").await?;
     }
     let survey = csat::start(tx, &case, &session).await?;
     assignment::assign_waiting(tx).await?;
@@ -254,9 +260,11 @@ async fn release(tx: &mut Tx, case: &Case) -> Result<(), ConversationError> {
     .optional()?;
     if let Some(Some(agent_id)) = freed {
         diesel::update(agents::table.find(agent_id))
-            .set(agents::load.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
-                "GREATEST(load - 1, 0)",
-            )))
+            .set(
+                agents::load.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
+                    "GREATEST(load - 1, 0)",
+                )),
+            )
             .execute(tx.conn())
             .await?;
     }

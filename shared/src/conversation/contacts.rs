@@ -8,7 +8,7 @@
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::{ConversationError, Contact, Tx};
+use super::{Contact, ConversationError, Tx};
 use crate::{db::schema::contacts, inboxes::new_id};
 
 /// What a channel tells us about the customer.

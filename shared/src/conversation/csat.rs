@@ -22,7 +22,11 @@ pub const DEFAULT_PROMPT: &str =
     "How did we do? Reply with a number from 1 (poor) to 5 (excellent).";
 
 /// Opens the survey of a closed case and sends its question.
-pub async fn start(tx: &mut Tx, case: &Case, session: &Session) -> Result<CsatSurvey, ConversationError> {
+pub async fn start(
+    tx: &mut Tx,
+    case: &Case,
+    session: &Session,
+) -> Result<CsatSurvey, ConversationError> {
     let survey: CsatSurvey = diesel::insert_into(csat_surveys::table)
         .values((
             csat_surveys::id.eq(new_id("csa")),
@@ -35,8 +39,17 @@ pub async fn start(tx: &mut Tx, case: &Case, session: &Session) -> Result<CsatSu
         .get_result(tx.conn())
         .await?;
     let settings = super::settings::load(tx.conn(), &session.inbox_id).await?;
-    let prompt = settings.csat_prompt.unwrap_or_else(|| DEFAULT_PROMPT.to_owned());
-    emit(tx, types::CSAT_STARTED, &survey, session, json!({ "prompt": prompt })).await?;
+    let prompt = settings
+        .csat_prompt
+        .unwrap_or_else(|| DEFAULT_PROMPT.to_owned());
+    emit(
+        tx,
+        types::CSAT_STARTED,
+        &survey,
+        session,
+        json!({ "prompt": prompt }),
+    )
+    .await?;
     let contact = super::contacts::get(tx, &session.contact_id).await?;
     let inbox_kind = super::directory::inbox_kind(tx.conn(), &session.inbox_id).await?;
     let question = NewOutbound {
@@ -50,7 +63,10 @@ pub async fn start(tx: &mut Tx, case: &Case, session: &Session) -> Result<CsatSu
 }
 
 /// The session's survey still waiting for an answer, if any.
-pub async fn pending(tx: &mut Tx, session_id: &str) -> Result<Option<CsatSurvey>, ConversationError> {
+pub async fn pending(
+    tx: &mut Tx,
+    session_id: &str,
+) -> Result<Option<CsatSurvey>, ConversationError> {
     Ok(csat_surveys::table
         .filter(csat_surveys::session_id.eq(session_id))
         .filter(csat_surveys::state.eq(CsatState::Sent.as_str()))
@@ -62,13 +78,22 @@ pub async fn pending(tx: &mut Tx, session_id: &str) -> Result<Option<CsatSurvey>
 }
 
 /// A score of 1 to 5 and an optional comment of at most 2,000 characters.
-pub fn validate(score: i64, comment: Option<&str>) -> Result<(i32, Option<String>), ConversationError> {
+pub fn validate(
+    score: i64,
+    comment: Option<&str>,
+) -> Result<(i32, Option<String>), ConversationError> {
     if !(1..=5).contains(&score) {
-        return Err(ConversationError::invalid("score", "must be an integer from 1 to 5"));
+        return Err(ConversationError::invalid(
+            "score",
+            "must be an integer from 1 to 5",
+        ));
     }
     let comment = comment.map(str::trim).filter(|c| !c.is_empty());
     if comment.is_some_and(|c| c.chars().count() > 2000) {
-        return Err(ConversationError::invalid("comment", "must be at most 2000 characters"));
+        return Err(ConversationError::invalid(
+            "comment",
+            "must be at most 2000 characters",
+        ));
     }
     Ok((score as i32, comment.map(str::to_owned)))
 }

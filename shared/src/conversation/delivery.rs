@@ -60,7 +60,11 @@ pub async fn email_thread(
     let message_id = payload["message_id"].as_str().map(str::to_owned).or(id);
     let mut references: Vec<String> = payload["references"]
         .as_array()
-        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|r| {
+            r.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     references.extend(message_id.clone());
     Ok(Some(EmailThread {
@@ -73,8 +77,14 @@ pub async fn email_thread(
 /// How the channel addresses the customer.
 pub fn recipient(kind: InboxKind, session: &Session, contact: &Contact) -> String {
     match kind {
-        InboxKind::Email => contact.email.clone().unwrap_or_else(|| contact.external_id.clone()),
-        InboxKind::Widget => format!("private-tenant.{}.session.{}", session.tenant_id, session.id),
+        InboxKind::Email => contact
+            .email
+            .clone()
+            .unwrap_or_else(|| contact.external_id.clone()),
+        InboxKind::Widget => format!(
+            "private-tenant.{}.session.{}",
+            session.tenant_id, session.id
+        ),
         _ => contact.external_id.clone(),
     }
 }

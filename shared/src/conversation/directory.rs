@@ -38,7 +38,10 @@ pub async fn tenants(conn: &mut AsyncPgConnection) -> Result<Vec<TenantRow>, Con
         .await?)
 }
 
-pub async fn tenant_exists(conn: &mut AsyncPgConnection, id: &str) -> Result<bool, ConversationError> {
+pub async fn tenant_exists(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+) -> Result<bool, ConversationError> {
     let found: Option<String> = tenants::table
         .find(id)
         .select(tenants::id)
@@ -73,9 +76,31 @@ pub async fn inboxes(
 }
 
 /// The channel of inbox `id`.
-pub async fn inbox_kind(conn: &mut AsyncPgConnection, id: &str) -> Result<InboxKind, ConversationError> {
+pub async fn inbox_kind(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+) -> Result<InboxKind, ConversationError> {
     let kind: Option<String> = inboxes::table
         .find(id)
+        .select(inboxes::kind)
+        .first(conn)
+        .await
+        .optional()?;
+    kind.ok_or_else(|| ConversationError::not_found("inbox", id))?
+        .parse()
+        .map_err(|e: String| ConversationError::invalid("inbox.kind", e))
+}
+
+/// The channel of inbox `id` if it belongs to `tenant_id` (a job naming another tenant's inbox
+/// is refused as not found).
+pub async fn inbox_of_tenant(
+    conn: &mut AsyncPgConnection,
+    id: &str,
+    tenant_id: &str,
+) -> Result<InboxKind, ConversationError> {
+    let kind: Option<String> = inboxes::table
+        .find(id)
+        .filter(inboxes::tenant_id.eq(tenant_id))
         .select(inboxes::kind)
         .first(conn)
         .await

@@ -31,6 +31,8 @@ pub enum Trigger {
     Unrecognised(i32),
     /// An operator or agent asked over the API.
     Api,
+    /// The inbox has no bot: every conversation goes to the agents.
+    BotOff,
 }
 
 impl Trigger {
@@ -40,6 +42,7 @@ impl Trigger {
             Self::Intent(name) => json!({ "kind": "intent", "intent": name }),
             Self::Unrecognised(n) => json!({ "kind": "unrecognised", "count": n }),
             Self::Api => json!({ "kind": "api" }),
+            Self::BotOff => json!({ "kind": "bot_off" }),
         }
     }
 

@@ -197,7 +197,10 @@ pub async fn lock(tx: &mut Tx, id: &str) -> Result<Message, ConversationError> {
 }
 
 /// The agent reply stored earlier under this Idempotency-Key, if any.
-pub async fn by_idempotency_key(tx: &mut Tx, key: &str) -> Result<Option<Message>, ConversationError> {
+pub async fn by_idempotency_key(
+    tx: &mut Tx,
+    key: &str,
+) -> Result<Option<Message>, ConversationError> {
     let tenant_id = tx.tenant_id().to_owned();
     Ok(messages::table
         .filter(messages::tenant_id.eq(tenant_id))
@@ -220,7 +223,7 @@ pub async fn mark_processed(tx: &mut Tx, id: &str) -> Result<(), ConversationErr
 /// What a provider's status callback did to a message.
 #[derive(Clone, Debug, PartialEq)]
 pub enum StatusUpdate {
-    Applied(Message),
+    Applied(Box<Message>),
     /// Already at or past that status (callbacks arrive out of order and more than once).
     Stale,
     /// No outbound message has that provider id (not ours, or not sent by this platform).
@@ -278,7 +281,7 @@ pub async fn apply_status(
         route: Route::session(&session.id, session.agent_type()),
     })
     .await?;
-    Ok(StatusUpdate::Applied(updated))
+    Ok(StatusUpdate::Applied(Box::new(updated)))
 }
 
 /// The message as events and the API show it.

@@ -134,7 +134,11 @@ impl Conversations {
     }
 
     /// A transaction on behalf of `tenant_id`, caused by `causation_id` (a job or request id).
-    pub async fn begin(&self, tenant_id: &str, causation_id: &str) -> Result<Tx, ConversationError> {
+    pub async fn begin(
+        &self,
+        tenant_id: &str,
+        causation_id: &str,
+    ) -> Result<Tx, ConversationError> {
         Tx::begin(
             &self.db,
             EventContext {

@@ -51,7 +51,10 @@ pub async fn reply(
         )));
     }
     let Some(mut case) = cases::open_for_session(tx, &session.id).await? else {
-        return Err(ConversationError::Conflict(format!("session {} has no open case", session.id)));
+        return Err(ConversationError::Conflict(format!(
+            "session {} has no open case",
+            session.id
+        )));
     };
     if case.agent_id.as_deref() != Some(agent.id.as_str()) {
         return Err(ConversationError::Conflict(format!(

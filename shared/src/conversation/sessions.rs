@@ -124,7 +124,11 @@ pub async fn change_path(
 }
 
 /// Counts unrecognised messages in a row (reset by a recognised one).
-pub async fn set_unrecognised(tx: &mut Tx, session_id: &str, count: i32) -> Result<(), ConversationError> {
+pub async fn set_unrecognised(
+    tx: &mut Tx,
+    session_id: &str,
+    count: i32,
+) -> Result<(), ConversationError> {
     diesel::update(sessions::table.find(session_id))
         .set((
             sessions::unrecognised_count.eq(count),

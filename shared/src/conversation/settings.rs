@@ -35,7 +35,10 @@ impl BotKind {
             "rules" => Ok(Self::Rules),
             "http" => Ok(Self::Http),
             "off" => Ok(Self::Off),
-            _ => Err(ConversationError::invalid("bot", "must be one of rules, http, off")),
+            _ => Err(ConversationError::invalid(
+                "bot",
+                "must be one of rules, http, off",
+            )),
         }
     }
 }
@@ -66,10 +69,24 @@ impl InboxSettings {
     }
 }
 
-type SettingsRow = (String, String, Option<String>, i32, i32, Option<String>, Option<String>);
+/// name, patterns, reply, handoff, priority.
+type IntentRow = (String, Vec<String>, Option<String>, bool, i32);
+
+type SettingsRow = (
+    String,
+    String,
+    Option<String>,
+    i32,
+    i32,
+    Option<String>,
+    Option<String>,
+);
 
 /// The inbox's settings, or the defaults.
-pub async fn load(conn: &mut AsyncPgConnection, inbox_id: &str) -> Result<InboxSettings, ConversationError> {
+pub async fn load(
+    conn: &mut AsyncPgConnection,
+    inbox_id: &str,
+) -> Result<InboxSettings, ConversationError> {
     let row: Option<SettingsRow> = inbox_settings::table
         .find(inbox_id)
         .select((
@@ -84,7 +101,8 @@ pub async fn load(conn: &mut AsyncPgConnection, inbox_id: &str) -> Result<InboxS
         .first(conn)
         .await
         .optional()?;
-    let Some((inbox_id, bot, bot_url, bot_timeout_ms, handoff_after, fallback_reply, csat_prompt)) = row
+    let Some((inbox_id, bot, bot_url, bot_timeout_ms, handoff_after, fallback_reply, csat_prompt)) =
+        row
     else {
         return Ok(InboxSettings::defaults(inbox_id));
     };
@@ -100,14 +118,20 @@ pub async fn load(conn: &mut AsyncPgConnection, inbox_id: &str) -> Result<InboxS
 }
 
 /// Writes the inbox's settings (insert or replace).
-pub async fn save(conn: &mut AsyncPgConnection, settings: &InboxSettings) -> Result<(), ConversationError> {
+pub async fn save(
+    conn: &mut AsyncPgConnection,
+    settings: &InboxSettings,
+) -> Result<(), ConversationError> {
     if settings.bot == BotKind::Http
         && !settings
             .bot_url
             .as_deref()
             .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"))
     {
-        return Err(ConversationError::invalid("bot_url", "must be an http(s) URL for the http bot"));
+        return Err(ConversationError::invalid(
+            "bot_url",
+            "must be an http(s) URL for the http bot",
+        ));
     }
     let values = (
         inbox_settings::inbox_id.eq(&settings.inbox_id),
@@ -119,7 +143,7 @@ pub async fn save(conn: &mut AsyncPgConnection, settings: &InboxSettings) -> Res
         inbox_settings::csat_prompt.eq(&settings.csat_prompt),
     );
     diesel::insert_into(inbox_settings::table)
-        .values(values.clone())
+        .values(values)
         .on_conflict(inbox_settings::inbox_id)
         .do_update()
         .set((values, inbox_settings::updated_at.eq(diesel::dsl::now)))
@@ -144,8 +168,11 @@ pub struct IntentRule {
 }
 
 /// The inbox's intents from the database, highest priority first.
-pub async fn intents(conn: &mut AsyncPgConnection, inbox_id: &str) -> Result<Vec<IntentRule>, ConversationError> {
-    let rows: Vec<(String, Vec<String>, Option<String>, bool, i32)> = bot_intents::table
+pub async fn intents(
+    conn: &mut AsyncPgConnection,
+    inbox_id: &str,
+) -> Result<Vec<IntentRule>, ConversationError> {
+    let rows: Vec<IntentRow> = bot_intents::table
         .filter(bot_intents::inbox_id.eq(inbox_id))
         .order((bot_intents::priority.desc(), bot_intents::created_at.asc()))
         .select((
@@ -176,7 +203,10 @@ pub async fn save_intent(
     rule: &IntentRule,
 ) -> Result<(), ConversationError> {
     if rule.name.trim().is_empty() || rule.patterns.is_empty() {
-        return Err(ConversationError::invalid("intent", "needs a name and at least one pattern"));
+        return Err(ConversationError::invalid(
+            "intent",
+            "needs a name and at least one pattern",
+        ));
     }
     let values = (
         bot_intents::patterns.eq(&rule.patterns),
@@ -189,7 +219,7 @@ pub async fn save_intent(
             bot_intents::id.eq(new_id("int")),
             bot_intents::inbox_id.eq(inbox_id),
             bot_intents::name.eq(rule.name.trim()),
-            values.clone(),
+            values,
         ))
         .on_conflict((bot_intents::inbox_id, bot_intents::name))
         .do_update()

@@ -103,7 +103,10 @@ impl StateMachine for MessageStatus {
         use MessageStatus::*;
         matches!(
             (self, next),
-            (New, Stored) | (Stored, Delivered) | (Delivered, Read) | (Stored, Read)
+            (New, Stored)
+                | (Stored, Delivered)
+                | (Delivered, Read)
+                | (Stored, Read)
                 | (New | Stored | Delivered, Failed)
         )
     }
@@ -133,7 +136,10 @@ impl StateMachine for SessionState {
     }
     fn can_become(self, next: Self) -> bool {
         use SessionState::*;
-        matches!((self, next), (Bot, Live) | (Live, Bot) | (Bot | Live, Closed))
+        matches!(
+            (self, next),
+            (Bot, Live) | (Live, Bot) | (Bot | Live, Closed)
+        )
     }
 }
 
@@ -152,7 +158,10 @@ impl StateMachine for CaseState {
         use CaseState::*;
         matches!(
             (self, next),
-            (Created, Assigned) | (Assigned, InProgress) | (InProgress, Resolved) | (Resolved, Closed)
+            (Created, Assigned)
+                | (Assigned, InProgress)
+                | (InProgress, Resolved)
+                | (Resolved, Closed)
         )
     }
 }
@@ -182,7 +191,10 @@ impl StateMachine for QueueItemState {
     }
     fn can_become(self, next: Self) -> bool {
         use QueueItemState::*;
-        matches!((self, next), (Waiting, Assigned) | (Waiting | Assigned, Done))
+        matches!(
+            (self, next),
+            (Waiting, Assigned) | (Waiting | Assigned, Done)
+        )
     }
 }
 
@@ -261,8 +273,14 @@ mod tests {
     #[test]
     fn errors_say_what_was_refused() {
         let error = transition("cas_1", CaseState::Closed, CaseState::Assigned).unwrap_err();
-        assert_eq!(error.to_string(), "case cas_1 is closed; it cannot become assigned");
-        assert_eq!("in_progress".parse::<CaseState>(), Ok(CaseState::InProgress));
+        assert_eq!(
+            error.to_string(),
+            "case cas_1 is closed; it cannot become assigned"
+        );
+        assert_eq!(
+            "in_progress".parse::<CaseState>(),
+            Ok(CaseState::InProgress)
+        );
         assert!("open".parse::<CaseState>().is_err());
     }
 }

@@ -11,8 +11,7 @@ use super::ConversationError;
 use crate::{
     db::{DbConn, DbPool},
     events::{
-        EventContext, NewEvent,
-        log,
+        EventContext, NewEvent, log,
         outbox::{self, Effects, StagedJob},
     },
     queue::Job,
@@ -26,7 +25,10 @@ pub struct Tx {
 
 impl Tx {
     pub(super) async fn begin(db: &DbPool, ctx: EventContext) -> Result<Self, ConversationError> {
-        let mut conn = db.get().await.map_err(|e| ConversationError::Pool(e.to_string()))?;
+        let mut conn = db
+            .get()
+            .await
+            .map_err(|e| ConversationError::Pool(e.to_string()))?;
         AnsiTransactionManager::begin_transaction(&mut *conn).await?;
         Ok(Self {
             conn,
@@ -57,7 +59,11 @@ impl Tx {
 
     /// Stages `job` in this transaction; it is enqueued after the commit (unless a job with the
     /// same `dedup_key` was enqueued recently).
-    pub async fn enqueue(&mut self, job: Job, dedup_key: Option<String>) -> Result<(), ConversationError> {
+    pub async fn enqueue(
+        &mut self,
+        job: Job,
+        dedup_key: Option<String>,
+    ) -> Result<(), ConversationError> {
         let staged = StagedJob { job, dedup_key };
         outbox::stage_job(&mut self.conn, &self.ctx.causation_id, &staged).await?;
         self.effects.jobs.push(staged);

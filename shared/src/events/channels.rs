@@ -141,7 +141,10 @@ pub fn channels_for(
     for &audience in audiences(event) {
         match audience {
             Messages => names.push(format!("{base}.messages")),
-            Session => names.push(format!("{base}.session.{}", need(&route.session_id, Session)?)),
+            Session => names.push(format!(
+                "{base}.session.{}",
+                need(&route.session_id, Session)?
+            )),
             Agent => {
                 let agent = route.agent_type.ok_or(EventError::MissingRoute {
                     event: event.as_str(),
@@ -197,9 +200,18 @@ mod tests {
 
     #[test]
     fn the_matrix_of_design_section_5() {
-        check(types::MESSAGE_READY, &["messages", "session.ses_1", "agent.live"]);
-        check(types::MESSAGE_REPLY_READY, &["messages", "session.ses_1", "agent.live"]);
-        check(types::QUEUE_ITEM_CREATED, &["agent.live", "queues", "queues-app.inb_1"]);
+        check(
+            types::MESSAGE_READY,
+            &["messages", "session.ses_1", "agent.live"],
+        );
+        check(
+            types::MESSAGE_REPLY_READY,
+            &["messages", "session.ses_1", "agent.live"],
+        );
+        check(
+            types::QUEUE_ITEM_CREATED,
+            &["agent.live", "queues", "queues-app.inb_1"],
+        );
         check(
             types::CASE_CLOSED,
             &["messages", "session.ses_1", "agent.live", "case.cas_1"],
@@ -222,8 +234,18 @@ mod tests {
 
     #[test]
     fn a_missing_id_is_an_error_not_a_wrong_channel() {
-        let error = channels_for("ten_1", types::CASE_CLOSED, &Route::session("s", AgentType::Bot));
-        assert!(matches!(error, Err(EventError::MissingRoute { audience: "case", .. })));
+        let error = channels_for(
+            "ten_1",
+            types::CASE_CLOSED,
+            &Route::session("s", AgentType::Bot),
+        );
+        assert!(matches!(
+            error,
+            Err(EventError::MissingRoute {
+                audience: "case",
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -102,11 +102,25 @@ mod tests {
             serde_json::json!({"message": {"id": "msg_1"}}),
         );
         let json = serde_json::to_value(&e).unwrap();
-        let mut keys: Vec<&str> = json.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
         keys.sort_unstable();
         assert_eq!(
             keys,
-            ["correlation_id", "data", "id", "source", "tenant_id", "timestamp", "type", "version"]
+            [
+                "correlation_id",
+                "data",
+                "id",
+                "source",
+                "tenant_id",
+                "timestamp",
+                "type",
+                "version"
+            ]
         );
         assert_eq!(json["type"], "message.ready");
         assert!(e.id.starts_with("evt_"));

@@ -140,7 +140,10 @@ pub async fn load(
         .select((event_logs::seq, EventRow::as_select()))
         .load(conn)
         .await?;
-    Ok(rows.into_iter().map(|(seq, row)| row.into_recorded(seq)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(seq, row)| row.into_recorded(seq))
+        .collect())
 }
 
 /// A tenant's events after `after_seq`, oldest first (timelines, tests, the events API).
@@ -158,7 +161,10 @@ pub async fn list(
         .select((event_logs::seq, EventRow::as_select()))
         .load(conn)
         .await?;
-    Ok(rows.into_iter().map(|(seq, row)| row.into_recorded(seq)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|(seq, row)| row.into_recorded(seq))
+        .collect())
 }
 
 impl EventRow {

@@ -18,7 +18,9 @@ use std::{
 };
 
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, scoped_futures::ScopedFutureExt};
+use diesel_async::{
+    AsyncConnection, AsyncPgConnection, RunQueryDsl, scoped_futures::ScopedFutureExt,
+};
 
 use super::{Broadcaster, EventError, RecordedEvent, log};
 use crate::{
@@ -201,13 +203,15 @@ impl Outbox {
                     }
                     let events = log::load(conn, &ids).await?;
                     if let Err(error) = broadcaster.publish(&events).await {
-                        diesel::update(event_outbox::table.filter(event_outbox::event_id.eq_any(&ids)))
-                            .set((
-                                event_outbox::attempts.eq(event_outbox::attempts + 1),
-                                event_outbox::last_error.eq(error.to_string()),
-                            ))
-                            .execute(conn)
-                            .await?;
+                        diesel::update(
+                            event_outbox::table.filter(event_outbox::event_id.eq_any(&ids)),
+                        )
+                        .set((
+                            event_outbox::attempts.eq(event_outbox::attempts + 1),
+                            event_outbox::last_error.eq(error.to_string()),
+                        ))
+                        .execute(conn)
+                        .await?;
                         return Ok(0);
                     }
                     diesel::delete(event_outbox::table.filter(event_outbox::event_id.eq_any(&ids)))

@@ -1,0 +1,67 @@
+//! A customer message, step one: store it. In one transaction: find or create the contact
+//! (locked, which serialises this customer's messages from here on), find or open their session
+//! (`session.created`), store the message unless its provider id is known (`message.ready`).
+//! A duplicate whose bot step is done is a successful no-op; one whose bot step a crash
+//! interrupted goes on to [`super::respond`] like a new message.
+
+use shared::{
+    conversation::{
+        Contact, Message, Session, contacts, directory,
+        messages::{self, Stored},
+        sessions,
+    },
+    inboxes::InboxKind,
+    jobs::JobError,
+    queue::Job,
+};
+
+use super::{Pipeline, parse, respond};
+
+/// What step one leaves for step two.
+pub struct Landed {
+    pub kind: InboxKind,
+    pub contact: Contact,
+    pub session: Session,
+    pub message: Message,
+}
+
+pub async fn handle(p: &Pipeline, job: &Job) -> Result<(), JobError> {
+    let inbound = parse::inbound(job).map_err(JobError::permanent)?;
+    let origin = job.id.to_string();
+    if let Err(error) = p.conversations.outbox.flush_origin(&origin).await {
+        return Err(JobError::transient(error));
+    }
+    let landed = store(p, job, &inbound).await?;
+    if landed.message.processed_at.is_some() {
+        return Ok(());
+    }
+    respond::respond(p, job, &inbound, landed).await
+}
+
+async fn store(p: &Pipeline, job: &Job, inbound: &parse::Inbound) -> Result<Landed, JobError> {
+    let mut tx = p
+        .conversations
+        .begin(&inbound.tenant_id, &job.id.to_string())
+        .await?;
+    let result = async {
+        let kind =
+            directory::inbox_of_tenant(tx.conn(), &inbound.inbox_id, &inbound.tenant_id).await?;
+        let (contact, _) =
+            contacts::find_or_create(&mut tx, &inbound.inbox_id, &inbound.contact).await?;
+        let (session, _) = sessions::find_or_open(&mut tx, &contact, &job.correlation_id).await?;
+        let stored = messages::store_inbound(&mut tx, &session, inbound.message.clone()).await?;
+        if let Stored::Duplicate(message) = &stored {
+            tracing::debug!(message_id = %message.id, "duplicate provider message");
+        }
+        Ok(Landed {
+            kind,
+            contact,
+            session,
+            message: stored.message().clone(),
+        })
+    }
+    .await;
+    let (landed, effects) = tx.finish(result).await?;
+    p.conversations.settle(effects).await;
+    Ok(landed)
+}

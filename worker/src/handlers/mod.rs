@@ -1,0 +1,93 @@
+//! Handlers of the inbound job kinds ingress produces (ingress/src/jobs.rs): a customer message
+//! is stored and answered ([`inbound`] → [`respond`]), a provider status callback moves an
+//! outbound message along ([`status`]).
+//!
+//! Each handler is idempotent by job id and by provider message id: the message's unique index
+//! decides what is new, a message's `processed_at` says whether the bot already answered it, and
+//! what a crashed attempt staged in the outbox is sent by the retry (`flush_origin`). Every
+//! database write of a step is one transaction with its events; publishing and enqueueing
+//! follow the commit. Errors come back as the queue's `JobError`: bad payloads and illegal
+//! transitions are permanent, database, Redis and bot outages transient.
+
+mod inbound;
+pub mod parse;
+mod respond;
+mod status;
+
+use std::sync::Arc;
+
+use shared::{
+    bot::Bots,
+    conversation::Conversations,
+    db::DbPool,
+    events::Broadcaster,
+    jobs::{JobError, JobRegistry},
+    queue::{Job, Queues},
+};
+
+pub use parse::MESSAGE_KINDS;
+pub use status::STATUS_KINDS;
+
+/// Everything the handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct Pipeline {
+    pub conversations: Conversations,
+    pub bots: Bots,
+}
+
+impl Pipeline {
+    pub fn new(db: DbPool, queues: Queues, broadcaster: Broadcaster, bots: Bots) -> Self {
+        Self {
+            conversations: Conversations::new(db, queues, broadcaster, "switchyard.worker"),
+            bots,
+        }
+    }
+
+    /// With `BROADCAST_PREFIX`, `BOT_RULES_FILE` and `BOT_CACHE_SECS` from the environment.
+    pub fn from_env(db: DbPool, queues: Queues) -> Result<Self, String> {
+        let bots = Bots::from_env(db.clone())?;
+        let broadcaster = Broadcaster::from_env(queues.clone());
+        Ok(Self::new(db, queues, broadcaster, bots))
+    }
+}
+
+/// Registers every inbound message and status kind.
+pub fn register(registry: &mut JobRegistry, pipeline: Pipeline) {
+    let pipeline = Arc::new(pipeline);
+    for kind in MESSAGE_KINDS {
+        let p = pipeline.clone();
+        registry.register(kind, move |job: Job| {
+            let p = p.clone();
+            async move { traced(&job, inbound::handle(&p, &job)).await }
+        });
+    }
+    for kind in STATUS_KINDS {
+        let p = pipeline.clone();
+        registry.register(kind, move |job: Job| {
+            let p = p.clone();
+            async move { traced(&job, status::handle(&p, &job)).await }
+        });
+    }
+}
+
+/// Runs a handler in a span with the job's identity, logging how it failed.
+async fn traced(
+    job: &Job,
+    handler: impl std::future::Future<Output = Result<(), JobError>>,
+) -> Result<(), JobError> {
+    use tracing::Instrument as _;
+    let span = tracing::info_span!(
+        "pipeline",
+        job_id = %job.id,
+        kind = %job.kind,
+        correlation_id = %job.correlation_id,
+        tenant_id = job.tenant_id.as_deref().unwrap_or(""),
+    );
+    let result = handler.instrument(span.clone()).await;
+    if let Err(error) = &result {
+        span.in_scope(
+            || tracing::warn!(error = %error, attempt = job.attempt, "pipeline step failed"),
+        );
+    }
+    result
+}

@@ -1,0 +1,207 @@
+//! A customer message, step two: answer it. The bot decides outside any transaction (an HTTP
+//! bot may take seconds), then one transaction applies the decision — unless another attempt
+//! already did (`processed_at` under the message's row lock) or an agent took the session
+//! meanwhile. The decision's effects, in order: the bot's reply (`message.ready`, a
+//! `deliveries` job), then the handoff if asked for or if the inbox's limit of unrecognised
+//! messages in a row is reached. A reply of 1–5 while a CSAT survey waits is its answer.
+
+use serde_json::json;
+use shared::{
+    bot::{BotDecision, BotError, BotInput, is_handoff_postback},
+    conversation::{
+        ConversationError, Tx, csat,
+        handoff::{self, Trigger},
+        messages::{self, NewOutbound, Sender},
+        sessions,
+        settings::InboxSettings,
+        state::SessionState,
+    },
+    jobs::JobError,
+    queue::Job,
+};
+
+use super::{Pipeline, inbound::Landed, parse::Inbound};
+
+/// What to do with the message.
+enum Decision {
+    Bot(BotDecision),
+    /// The inbox has no bot: every conversation goes to the agents.
+    NoBot,
+    /// The answer to the session's waiting CSAT survey.
+    CsatAnswer {
+        survey_id: String,
+        score: i64,
+    },
+}
+
+/// The reply when too many messages in a row were not understood.
+pub const HANDOFF_AFTER_UNRECOGNISED: &str =
+    "I'm having trouble understanding. Let me connect you to an agent.";
+/// The reply to a CSAT answer.
+pub const CSAT_THANKS: &str = "Thank you for your feedback!";
+
+pub async fn respond(
+    p: &Pipeline,
+    job: &Job,
+    inbound: &Inbound,
+    landed: Landed,
+) -> Result<(), JobError> {
+    if landed.session.state().map_err(JobError::from)? != SessionState::Bot {
+        return finish(
+            p,
+            job,
+            &landed,
+            None,
+            &InboxSettings::defaults(&landed.session.inbox_id),
+        )
+        .await;
+    }
+    let inbox_bot = p.bots.for_inbox(&landed.session.inbox_id).await?;
+    let decision = decide(p, inbound, &landed, inbox_bot.bot.as_deref()).await?;
+    finish(p, job, &landed, Some(decision), &inbox_bot.settings).await
+}
+
+async fn decide(
+    p: &Pipeline,
+    inbound: &Inbound,
+    landed: &Landed,
+    bot: Option<&dyn shared::bot::Bot>,
+) -> Result<Decision, JobError> {
+    if let Some(score) = csat::score_from_text(&landed.message.body)
+        && let Some(survey_id) = pending_survey(p, landed).await?
+    {
+        return Ok(Decision::CsatAnswer { survey_id, score });
+    }
+    if inbound.postback.as_deref().is_some_and(is_handoff_postback) {
+        return Ok(Decision::Bot(BotDecision {
+            intent: Some("handoff".into()),
+            reply: None,
+            handoff: true,
+            recognised: true,
+        }));
+    }
+    let Some(bot) = bot else {
+        return Ok(Decision::NoBot);
+    };
+    let input = BotInput {
+        tenant_id: landed.session.tenant_id.clone(),
+        inbox_id: landed.session.inbox_id.clone(),
+        session_id: landed.session.id.clone(),
+        message_id: landed.message.id.clone(),
+        text: landed.message.body.clone(),
+        postback: inbound.postback.clone(),
+        contact_name: landed.contact.name.clone(),
+    };
+    bot.decide(&input)
+        .await
+        .map(Decision::Bot)
+        .map_err(|e| match e {
+            BotError::Transient(m) => JobError::Transient(m),
+            BotError::Permanent(m) => JobError::Permanent(m),
+        })
+}
+
+async fn pending_survey(p: &Pipeline, landed: &Landed) -> Result<Option<String>, JobError> {
+    let mut tx = p
+        .conversations
+        .begin(&landed.session.tenant_id, "csat-check")
+        .await?;
+    let pending = csat::pending(&mut tx, &landed.session.id).await;
+    tx.rollback().await?;
+    Ok(pending?.map(|s| s.id))
+}
+
+/// Applies `decision` (none: the session is not on the bot path) in one transaction.
+async fn finish(
+    p: &Pipeline,
+    job: &Job,
+    landed: &Landed,
+    decision: Option<Decision>,
+    settings: &InboxSettings,
+) -> Result<(), JobError> {
+    let mut tx = p
+        .conversations
+        .begin(&landed.session.tenant_id, &job.id.to_string())
+        .await?;
+    let result = apply(&mut tx, landed, decision, settings).await;
+    let (_, effects) = tx.finish(result).await?;
+    p.conversations.settle(effects).await;
+    Ok(())
+}
+
+async fn apply(
+    tx: &mut Tx,
+    landed: &Landed,
+    decision: Option<Decision>,
+    settings: &InboxSettings,
+) -> Result<(), ConversationError> {
+    let message = messages::lock(tx, &landed.message.id).await?;
+    if message.processed_at.is_some() {
+        return Ok(());
+    }
+    let session = sessions::lock(tx, &landed.session.id).await?;
+    if let (Some(decision), SessionState::Bot) = (decision, session.state()?) {
+        let reply = |body: &str| NewOutbound {
+            sender: Sender::Bot,
+            body: body.to_owned(),
+            idempotency_key: None,
+            payload: json!({ "in_reply_to": message.id }),
+        };
+        match decision {
+            Decision::CsatAnswer { survey_id, score } => {
+                csat::respond(tx, &survey_id, score, None).await?;
+                let thanks = NewOutbound {
+                    sender: Sender::System,
+                    ..reply(CSAT_THANKS)
+                };
+                messages::store_outbound(tx, &session, &landed.contact, landed.kind, thanks)
+                    .await?;
+            }
+            Decision::NoBot => {
+                handoff::hand_off(tx, &session, Trigger::BotOff, Some(&message)).await?;
+            }
+            Decision::Bot(d) => {
+                let count = if d.recognised {
+                    0
+                } else {
+                    session.unrecognised_count + 1
+                };
+                let limit_hit =
+                    !d.handoff && settings.handoff_after > 0 && count >= settings.handoff_after;
+                let text = if limit_hit {
+                    Some(HANDOFF_AFTER_UNRECOGNISED.to_owned())
+                } else {
+                    d.reply.clone()
+                };
+                if let Some(text) = text {
+                    messages::store_outbound(
+                        tx,
+                        &session,
+                        &landed.contact,
+                        landed.kind,
+                        reply(&text),
+                    )
+                    .await?;
+                }
+                if d.handoff || limit_hit {
+                    let trigger = match (&d, limit_hit) {
+                        (_, true) => Trigger::Unrecognised(count),
+                        (_, false) if message.payload["postback"].is_string() => Trigger::Postback(
+                            message.payload["postback"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .to_owned(),
+                        ),
+                        (d, false) => {
+                            Trigger::Intent(d.intent.clone().unwrap_or_else(|| "handoff".into()))
+                        }
+                    };
+                    handoff::hand_off(tx, &session, trigger, Some(&message)).await?;
+                } else if count != session.unrecognised_count {
+                    sessions::set_unrecognised(tx, &session.id, count).await?;
+                }
+            }
+        }
+    }
+    messages::mark_processed(tx, &message.id).await
+}

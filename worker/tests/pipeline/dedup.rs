@@ -1,0 +1,154 @@
+//! Effectively once: the same job run twice, the same webhook delivered twice (two jobs, one
+//! provider message id), a bot outage between storing and answering, and a Redis outage at
+//! publish time — each leaves one message, one answer and one set of events, and loses none.
+
+use std::time::Duration;
+
+use shared::{
+    conversation::settings::{self, BotKind, InboxSettings},
+    events::Broadcaster,
+    queue::Queues,
+    testkit::unique,
+};
+use worker::handlers::Pipeline;
+
+use crate::{World, waha_job};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_job_twice_and_the_same_webhook_twice_store_one_message_and_one_set_of_events() {
+    let w = World::new().await;
+    let subscriber = w.subscribe(&w.tenant_id).await;
+    let job = w.waha("1@c.us", "wamid-dup", "hello");
+    w.run(&job).await.unwrap();
+    let events = w.events().await;
+    let broadcasts = subscriber.wait_for(7).await.len();
+    w.run(&job).await.unwrap();
+    // The provider redelivers: ingress's Redis dedup window has passed, a new job id.
+    let mut again = w.waha("1@c.us", "wamid-dup", "hello");
+    again.correlation_id = "another-request".into();
+    w.run(&again).await.unwrap();
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE direction = 'inbound'")
+            .await,
+        1
+    );
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE direction = 'outbound'")
+            .await,
+        1
+    );
+    assert_eq!(w.count("SELECT 1 FROM contacts").await, 1);
+    assert_eq!(w.count("SELECT 1 FROM sessions").await, 1);
+    assert_eq!(w.events().await, events, "no event was added");
+    assert_eq!(w.deliveries().await.len(), 1);
+    assert_eq!(
+        subscriber.settle().await.len(),
+        broadcasts,
+        "nothing was broadcast again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bot_outage_after_storing_is_retried_and_answered_once() {
+    let w = World::new().await;
+    let mut conn = w.db.pool.get().await.unwrap();
+    let down = InboxSettings {
+        bot: BotKind::Http,
+        bot_url: Some("http://127.0.0.1:9/detect-intent".into()),
+        bot_timeout_ms: 200,
+        ..InboxSettings::defaults(&w.inbox_id)
+    };
+    settings::save(&mut conn, &down).await.unwrap();
+    let job = w.waha("1@c.us", "wamid-1", "hello");
+    let error = w.run(&job).await.unwrap_err();
+    assert!(
+        matches!(error, shared::jobs::JobError::Transient(_)),
+        "{error:?}"
+    );
+    assert_eq!(
+        w.event_types().await,
+        ["session.created", "message.ready"],
+        "stored before the bot"
+    );
+    assert_eq!(w.deliveries().await.len(), 0);
+
+    // The bot is back (here: the rules bot); the queue retries the same job.
+    settings::save(&mut conn, &InboxSettings::defaults(&w.inbox_id))
+        .await
+        .unwrap();
+    let retry = job.next_attempt(&error.to_string());
+    w.run(&retry).await.unwrap();
+    w.run(&retry).await.unwrap();
+    assert_eq!(
+        w.event_types().await,
+        ["session.created", "message.ready", "message.ready"],
+        "one bot answer"
+    );
+    assert_eq!(w.deliveries().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_outage_at_publish_time_loses_no_event_and_no_delivery() {
+    let w = World::new().await;
+    let subscriber = w.subscribe(&w.tenant_id).await;
+    // A worker whose Redis is unreachable once the database work is done.
+    let dead = Queues::new("redis://127.0.0.1:1", &w.redis.prefix).unwrap();
+    let bots = shared::bot::Bots::new(w.db.pool.clone(), Default::default(), Duration::ZERO);
+    let broadcaster = Broadcaster::new(dead.clone(), w.broadcast_prefix.clone());
+    let cut_off = Pipeline::new(w.db.pool.clone(), dead, broadcaster, bots);
+    let registry = worker::registry::with_pipeline(w.db.pool.clone(), cut_off);
+    let job = waha_job(&w.tenant_id, &w.inbox_id, "1@c.us", "wamid-1", "hello");
+    registry.dispatch(job).await.unwrap();
+    assert_eq!(w.event_types().await.len(), 3, "the events are in the log");
+    assert_eq!(
+        w.count("SELECT 1 FROM event_outbox").await,
+        3,
+        "and waiting to be published"
+    );
+    assert_eq!(
+        w.count("SELECT 1 FROM job_outbox").await,
+        1,
+        "the delivery waits too"
+    );
+    assert!(subscriber.settle().await.is_empty());
+    assert!(w.deliveries().await.is_empty());
+
+    // Any healthy process's relay sends them, in log order.
+    let sent = w
+        .conversations()
+        .outbox
+        .relay_stale(Duration::ZERO, 100)
+        .await
+        .unwrap();
+    assert_eq!(sent, 4);
+    let seen = subscriber.wait_for(7).await;
+    let order: Vec<&str> = seen
+        .iter()
+        .map(|(_, p)| p["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "session.created",
+            "message.ready",
+            "message.ready",
+            "message.ready",
+            "message.ready",
+            "message.ready",
+            "message.ready"
+        ]
+    );
+    assert_eq!(w.deliveries().await.len(), 1);
+    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
+    assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
+    // Relaying again sends nothing twice.
+    assert_eq!(
+        w.conversations()
+            .outbox
+            .relay_stale(Duration::ZERO, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    let _ = unique("x");
+}

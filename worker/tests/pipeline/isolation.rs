@@ -1,0 +1,105 @@
+//! Tenant isolation: one tenant's ids are "not found" to another's operations, its events never
+//! appear on the other's channels or in its log, and a job naming another tenant's inbox is
+//! refused.
+
+use crate::{World, only_session, tenant, waha_job};
+use shared::{conversation::ConversationError, jobs::JobError};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_tenant_cannot_see_or_touch_another_tenants_conversations() {
+    let w = World::new().await;
+    let (other_tenant, other_inbox) = tenant(&w.db, "Globex").await;
+    let ours = w.subscribe(&w.tenant_id).await;
+    let theirs = w.subscribe(&other_tenant).await;
+    let their_agent = w.agent_of(&other_tenant, "Gia", 1).await;
+    let our_agent = w.agent("Dana", 1).await;
+
+    // Their customer asks for an agent and is assigned theirs.
+    let job = waha_job(
+        &other_tenant,
+        &other_inbox,
+        "9@c.us",
+        "g-1",
+        "talk to an agent",
+    );
+    w.run(&job).await.unwrap();
+    let their_events = w.events_of(&other_tenant).await;
+    let session = their_events[0].aggregate_id.clone();
+    let case = their_events
+        .iter()
+        .find(|e| e.envelope.event_type == "case.created")
+        .unwrap()
+        .aggregate_id
+        .clone();
+    let survey_placeholder = "csa_01JDX7Q3M4N5P6R7S8T9V0W1X2";
+
+    // Acting as our tenant on their ids: not found, whoever the agent is.
+    let not_found =
+        |r: Result<_, ConversationError>| matches!(r, Err(ConversationError::NotFound { .. }));
+    assert!(not_found(
+        w.reply(&w.tenant_id, &session, &our_agent.id, "hi")
+            .await
+            .map(|_| ())
+    ));
+    assert!(not_found(
+        w.reply(&w.tenant_id, &session, &their_agent.id, "hi")
+            .await
+            .map(|_| ())
+    ));
+    assert!(not_found(
+        w.close(&w.tenant_id, &case, "x", "neutral")
+            .await
+            .map(|_| ())
+    ));
+    assert!(not_found(
+        w.answer_csat(&w.tenant_id, survey_placeholder, 5)
+            .await
+            .map(|_| ())
+    ));
+    // Acting as them with our agent: the agent is not found.
+    assert!(not_found(
+        w.reply(&other_tenant, &session, &our_agent.id, "hi")
+            .await
+            .map(|_| ())
+    ));
+
+    // A job claiming our tenant for their inbox is refused outright.
+    let forged = waha_job(&w.tenant_id, &other_inbox, "9@c.us", "g-2", "hello");
+    assert!(matches!(w.run(&forged).await, Err(JobError::Permanent(m)) if m.contains("not found")));
+
+    // Our conversation goes on; no event crosses over.
+    w.run(&w.waha("1@c.us", "a-1", "hello")).await.unwrap();
+    let our_session = only_session(&w).await;
+    let ours_seen = ours.wait_for(7).await;
+    let theirs_seen = theirs.settle().await;
+    assert!(
+        ours_seen
+            .iter()
+            .all(|(c, _)| c.contains(&w.tenant_id) && !c.contains(&other_tenant))
+    );
+    assert!(
+        ours_seen
+            .iter()
+            .all(|(_, p)| p["data"]["tenant_id"] == w.tenant_id.as_str())
+    );
+    assert!(!theirs_seen.is_empty());
+    assert!(
+        theirs_seen
+            .iter()
+            .all(|(c, p)| c.contains(&other_tenant)
+                && p["data"]["tenant_id"] == other_tenant.as_str())
+    );
+    assert!(theirs_seen.iter().all(|(c, _)| !c.contains(&our_session)));
+    assert!(
+        w.events()
+            .await
+            .iter()
+            .all(|e| e.envelope.tenant_id == w.tenant_id)
+    );
+    assert!(
+        w.events_of(&other_tenant)
+            .await
+            .iter()
+            .all(|e| e.envelope.tenant_id == other_tenant)
+    );
+}
