@@ -192,7 +192,7 @@ impl DeliveryHandler {
             return self.park(job, &task, &reason).await;
         }
         let sender = self.sender(&task).await?;
-        let bucket = BucketConfig::for_kind(task.channel);
+        let bucket = BucketConfig::from_env(task.channel);
         let outcome = self
             .delivery
             .attempt(&task.inbox_id, sender.as_ref(), &bucket, &task.outbound())

@@ -46,6 +46,42 @@ impl BucketConfig {
     }
 }
 
+impl BucketConfig {
+    /// [`Self::for_kind`], overridden by `SEND_RATE_<KIND>` (e.g. `SEND_RATE_WAHA=0.5/3`:
+    /// sends per second, then optionally the burst) so operators can tune a channel without a
+    /// release. A malformed value is ignored with a warning rather than stopping deliveries.
+    pub fn from_env(kind: InboxKind) -> Self {
+        let name = format!("SEND_RATE_{}", kind.as_str().to_ascii_uppercase());
+        let default = Self::for_kind(kind);
+        match std::env::var(&name) {
+            Ok(value) => default.with_override(&value).unwrap_or_else(|| {
+                tracing::warn!(variable = %name, value, "ignored: expected <rate>[/<burst>]");
+                default
+            }),
+            Err(_) => default,
+        }
+    }
+
+    /// This config with `rate[/burst]` applied; `None` when `value` does not parse.
+    pub fn with_override(self, value: &str) -> Option<Self> {
+        let (rate, burst) = match value.split_once('/') {
+            Some((rate, burst)) => (rate, Some(burst)),
+            None => (value, None),
+        };
+        let rate: f64 = rate.trim().parse().ok().filter(|r: &f64| *r > 0.0)?;
+        let capacity = match burst {
+            Some(b) => b.trim().parse().ok().filter(|b: &u32| *b > 0)?,
+            None => self.capacity,
+        };
+        Some(Self {
+            capacity,
+            rate_per_sec: rate,
+            min_rate_per_sec: self.min_rate_per_sec.min(rate),
+            ..self
+        })
+    }
+}
+
 /// The answer to "may this inbox send now?".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Permit {
@@ -221,4 +257,20 @@ impl Throttle {
 
 fn redis_error(error: redis::RedisError) -> SendError {
     SendError::transient(format!("redis: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn overrides_parse_rate_and_burst() {
+        let base = BucketConfig::for_kind(InboxKind::Waha);
+        let tuned = base.with_override("0.5/3").unwrap();
+        assert_eq!((tuned.rate_per_sec, tuned.capacity), (0.5, 3));
+        assert_eq!(base.with_override("2").unwrap().capacity, base.capacity);
+        for bad in ["", "fast", "0", "1/0", "-1/2"] {
+            assert_eq!(base.with_override(bad), None, "{bad}");
+        }
+    }
 }
