@@ -206,6 +206,17 @@ pub struct SeedArgs {
     pub base_url: String,
 }
 
+/// Runs one admin command; errors go to stderr with their causes, exit code 1.
+pub async fn main(args: AdminArgs) -> std::process::ExitCode {
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs one admin command against the stores in the environment.
 pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
     let stores = StoreConfig::from_env()?;
@@ -294,6 +305,10 @@ async fn tenants(c: &Conversations, command: TenantCommand, out: &Printer) -> an
 async fn inbox(c: &Conversations, command: InboxCommand, out: &Printer) -> anyhow::Result<()> {
     match command {
         InboxCommand::Create(a) => {
+            let mut conn = c.db.get().await?;
+            if !directory::tenant_exists(&mut conn, &a.tenant).await? {
+                anyhow::bail!("tenant {} not found", a.tenant);
+            }
             let new = new_inbox(a)?;
             let id = inboxes::create_inbox(&c.db, &new).await?;
             out.one(
@@ -434,7 +449,9 @@ async fn keys(c: &Conversations, command: KeyCommand, out: &Printer) -> anyhow::
                 _ => Scope::Operator,
             };
             let created = api_keys::create(&mut conn, &scope, &name).await?;
-            out.one("api key", &serde_json::to_value(&created)?);
+            let mut shown = serde_json::to_value(&created.key)?;
+            shown["token"] = json!(created.token);
+            out.one("api key (the token is shown only now)", &shown);
         }
         KeyCommand::List { tenant } => {
             out.many(&rows(&api_keys::list(&mut conn, tenant.as_deref()).await?));

@@ -63,6 +63,8 @@ enum Command {
     },
     /// Per queue: length, in flight, consumers, oldest age, delayed, failed, throughput.
     Queues(cli::queues::QueuesArgs),
+    /// Provisioning: tenants, inboxes, intents, agents, API keys, and `seed-demo`.
+    Admin(worker::admin::AdminArgs),
 }
 
 #[tokio::main]
@@ -74,6 +76,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(on_call(async |s| cli::failed::run(s, command).await).await)
         }
         Some(Command::Queues(args)) => Ok(on_call(async |s| cli::queues::run(s, args).await).await),
+        Some(Command::Admin(args)) => Ok(worker::admin::main(args).await),
         Some(Command::Migrate) => {
             let _telemetry = shared::telemetry::init("worker");
             migrate(&StoreConfig::from_env()?).await?;
