@@ -8,6 +8,7 @@
 //! shutdown token is cancelled, then drains in-flight requests. A request flows
 //! [`routes`] (match) → route module (verify → parse) → [`intake`] (enqueue) → answer.
 
+pub mod api;
 pub mod body;
 pub mod config;
 pub mod errors;

@@ -21,6 +21,7 @@ pub mod directory;
 pub mod handoff;
 pub mod messages;
 pub mod models;
+pub mod queries;
 pub mod replies;
 pub mod sessions;
 pub mod settings;

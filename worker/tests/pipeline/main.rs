@@ -4,9 +4,11 @@
 //! `e2e` runs the real binaries. Each test has its own database, key prefix and broadcast
 //! prefix (shared::testkit).
 
+mod api;
 mod bots;
 mod concurrency;
 mod dedup;
+mod http;
 // mod e2e;
 mod isolation;
 mod journey;
