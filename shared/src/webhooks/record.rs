@@ -79,6 +79,17 @@ fn streak_after(
     }
 }
 
+/// Everything the delivery half of the transaction needs to know about the attempt.
+struct Attempted<'a> {
+    task: &'a DeliveryTask,
+    row: &'a DeliveryRow,
+    result: &'a AttemptResult,
+    ended: DateTime<Utc>,
+    /// The delay before the next attempt, if the schedule has one.
+    delay: Option<std::time::Duration>,
+    correlation_id: &'a str,
+}
+
 impl Webhooks {
     pub(crate) async fn record(
         &self,
@@ -95,6 +106,14 @@ impl Webhooks {
             result.retry_after,
             &mut rand::rng(),
         );
+        let attempted = Attempted {
+            task,
+            row,
+            result,
+            ended,
+            delay,
+            correlation_id,
+        };
         let mut conn = self.db.get().await?;
         conn.transaction::<_, WebhookError, _>(|conn| {
             async move {
@@ -104,63 +123,77 @@ impl Webhooks {
                 };
                 let streak =
                     streak_after(&locked, result.verdict(), self.config.disable_after, ended);
-                let disabled = update_subscription(conn, &locked, &streak, ended).await?;
-                if let Some(reason) = streak.disable.clone() {
-                    deliveries::hold_all(conn, &locked.id).await?;
-                    let disabled = SubscriptionDisabled {
-                        subscription_id: locked.id.clone(),
-                        tenant_id: locked.tenant_id.clone(),
-                        url: locked.url.clone(),
-                        reason,
-                        consecutive_failures: streak.failures,
-                        disabled_at: ended,
-                    };
-                    settle_delivery(conn, task, result, ended, status::HELD, None).await?;
-                    return Ok(Outcome::Disabled(disabled));
+                let inactive = update_subscription(conn, &locked, &streak, ended).await?;
+                match streak.disable.clone() {
+                    Some(reason) => disable(conn, &locked, &streak, reason, &attempted).await,
+                    None => self.settle_attempt(conn, &attempted, inactive).await,
                 }
-                let attempt = task.attempt;
-                let Some(current) =
-                    deliveries::lock(conn, &row.subscription_id, &row.event_id).await?
-                else {
-                    return Ok(Outcome::Skipped("delivery deleted"));
-                };
-                if current.attempts >= attempt || current.status == status::DELIVERED {
-                    return Ok(Outcome::Skipped("attempt recorded by another copy"));
-                }
-                if result.verdict() == Verdict::Delivered {
-                    settle_delivery(conn, task, result, ended, status::DELIVERED, None).await?;
-                    return Ok(Outcome::Delivered {
-                        attempt,
-                        status: result.status.unwrap_or(200),
-                    });
-                }
-                if disabled || current.status == status::HELD {
-                    settle_delivery(conn, task, result, ended, status::HELD, None).await?;
-                    return Ok(Outcome::HeldAfterFailure { attempt });
-                }
-                let Some(delay) = delay else {
-                    settle_delivery(conn, task, result, ended, status::FAILED, None).await?;
-                    return Ok(Outcome::Exhausted { attempt });
-                };
-                let due = ended + chrono::Duration::from_std(delay).unwrap_or_default();
-                let next = task.next();
-                self.queues
-                    .enqueue_at(
-                        &next.to_job(&row.tenant_id, correlation_id),
-                        due.timestamp_millis(),
-                    )
-                    .await?;
-                settle_delivery(conn, task, result, ended, status::PENDING, Some(due)).await?;
-                Ok(Outcome::RetryScheduled {
-                    attempt,
-                    next_attempt: next.attempt,
-                    due,
-                })
             }
             .scope_boxed()
         })
         .await
     }
+
+    /// The delivery's new state: delivered, held, failed for good, or pending with the next
+    /// attempt enqueued (before the commit, so it cannot be lost).
+    async fn settle_attempt(
+        &self,
+        conn: &mut AsyncPgConnection,
+        a: &Attempted<'_>,
+        inactive: bool,
+    ) -> Result<Outcome, WebhookError> {
+        let attempt = a.task.attempt;
+        let Some(current) = deliveries::lock(conn, &a.row.subscription_id, &a.row.event_id).await?
+        else {
+            return Ok(Outcome::Skipped("delivery deleted"));
+        };
+        if current.attempts >= attempt || current.status == status::DELIVERED {
+            return Ok(Outcome::Skipped("attempt recorded by another copy"));
+        }
+        if a.result.verdict() == Verdict::Delivered {
+            settle_delivery(conn, a, status::DELIVERED, None).await?;
+            let status = a.result.status.unwrap_or(200);
+            return Ok(Outcome::Delivered { attempt, status });
+        }
+        if inactive || current.status == status::HELD {
+            settle_delivery(conn, a, status::HELD, None).await?;
+            return Ok(Outcome::HeldAfterFailure { attempt });
+        }
+        let Some(delay) = a.delay else {
+            settle_delivery(conn, a, status::FAILED, None).await?;
+            return Ok(Outcome::Exhausted { attempt });
+        };
+        let due = a.ended + chrono::Duration::from_std(delay).unwrap_or_default();
+        let next = a.task.next();
+        let job = next.to_job(&a.row.tenant_id, a.correlation_id);
+        self.queues.enqueue_at(&job, due.timestamp_millis()).await?;
+        settle_delivery(conn, a, status::PENDING, Some(due)).await?;
+        Ok(Outcome::RetryScheduled {
+            attempt,
+            next_attempt: next.attempt,
+            due,
+        })
+    }
+}
+
+/// This attempt disabled the subscription: hold everything it still owed (this event too).
+async fn disable(
+    conn: &mut AsyncPgConnection,
+    sub: &Subscription,
+    streak: &Streak,
+    reason: String,
+    a: &Attempted<'_>,
+) -> Result<Outcome, WebhookError> {
+    deliveries::hold_all(conn, &sub.id).await?;
+    settle_delivery(conn, a, status::HELD, None).await?;
+    Ok(Outcome::Disabled(SubscriptionDisabled {
+        subscription_id: sub.id.clone(),
+        tenant_id: sub.tenant_id.clone(),
+        url: sub.url.clone(),
+        reason,
+        consecutive_failures: streak.failures,
+        disabled_at: a.ended,
+    }))
 }
 
 async fn insert_log(
@@ -230,31 +263,34 @@ async fn update_subscription(
     Ok(!sub.active || disabling)
 }
 
+/// Writes the attempt onto the delivery row. A delivered row keeps its status whatever a
+/// late duplicate reports.
 async fn settle_delivery(
     conn: &mut AsyncPgConnection,
-    task: &DeliveryTask,
-    result: &AttemptResult,
-    at: DateTime<Utc>,
+    a: &Attempted<'_>,
     new_status: &str,
     next_attempt_at: Option<DateTime<Utc>>,
 ) -> Result<(), diesel::result::Error> {
-    let delivered = (new_status == status::DELIVERED).then_some(at);
-    diesel::update(rows::table.find((&task.subscription_id, &task.event_id)))
-        .set((
-            rows::status.eq(new_status),
-            rows::attempts.eq(diesel::dsl::sql::<diesel::sql_types::Integer>(
-                "GREATEST(attempts, ",
-            )
-            .bind::<diesel::sql_types::Integer, _>(task.attempt)
-            .sql(")")),
-            rows::last_attempt_at.eq(Some(at)),
-            rows::last_error.eq(result.failure()),
-            rows::next_attempt_at.eq(next_attempt_at),
-            rows::delivered_at.eq(delivered),
-        ))
-        .execute(conn)
-        .await
-        .map(|_| ())
+    let delivered = (new_status == status::DELIVERED).then_some(a.ended);
+    let attempts = diesel::dsl::sql::<diesel::sql_types::Integer>("GREATEST(attempts, ")
+        .bind::<diesel::sql_types::Integer, _>(a.task.attempt)
+        .sql(")");
+    diesel::update(
+        rows::table
+            .find((&a.task.subscription_id, &a.task.event_id))
+            .filter(rows::status.ne(status::DELIVERED)),
+    )
+    .set((
+        rows::status.eq(new_status),
+        rows::attempts.eq(attempts),
+        rows::last_attempt_at.eq(Some(a.ended)),
+        rows::last_error.eq(a.result.failure()),
+        rows::next_attempt_at.eq(next_attempt_at),
+        rows::delivered_at.eq(delivered),
+    ))
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// Used by the tests of this module's pure part.

@@ -1,5 +1,7 @@
-//! No head-of-line blocking: with the real worker, an endpoint that hangs holds at most its
-//! per-endpoint share of attempts, and another endpoint's delivery goes through meanwhile.
+//! With the real worker (apalis on the Redis Streams backend): no head-of-line blocking — an
+//! endpoint that hangs holds at most its per-endpoint share of attempts while another endpoint's
+//! delivery goes through — and retries scheduled by the handler come back through the delayed
+//! set at their due time.
 
 use std::time::Duration;
 
@@ -59,22 +61,7 @@ async fn a_hanging_endpoint_does_not_delay_another() {
     let fast_event = event("fast.event");
     hooks.fan_out(&fast_event).await.unwrap();
 
-    let mut registry = JobRegistry::new();
-    webhooks::register(&mut registry, hooks.clone());
-    let queue = QueueName::new("webhooks").unwrap();
-    let mut options = ConsumerOptions::for_policy(RetryPolicy::for_queue("webhooks"));
-    options.concurrency = 4;
-    options.block = Duration::from_millis(100);
-    options.maintenance_every = Duration::from_millis(100);
-    let stop = CancellationToken::new();
-    let worker = tokio::spawn(run_worker(
-        StreamConsumer::new(&redis.queues, queue, "isolation-test"),
-        options,
-        FailedJobs::new(db.pool.clone()),
-        registry,
-        stop.clone(),
-    ));
-
+    let (stop, worker) = start_worker(&redis, &db, hooks.clone());
     let got = fast.wait_for(1).await;
     assert_eq!(
         got[0].header("webhook-id"),
@@ -94,6 +81,79 @@ async fn a_hanging_endpoint_does_not_delay_another() {
         "per-endpoint limit: {}",
         slow.most_in_flight()
     );
+    stop.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+}
+
+/// Runs one worker process's consumer of the `webhooks` queue with the handler registered.
+fn start_worker(
+    redis: &TestRedis,
+    db: &TestDb,
+    hooks: Webhooks,
+) -> (
+    CancellationToken,
+    tokio::task::JoinHandle<Result<(), apalis_core::error::WorkerError>>,
+) {
+    let mut registry = JobRegistry::new();
+    webhooks::register(&mut registry, hooks);
+    let queue = QueueName::new("webhooks").unwrap();
+    let mut options = ConsumerOptions::for_policy(RetryPolicy::for_queue("webhooks"));
+    options.concurrency = 4;
+    options.block = Duration::from_millis(100);
+    options.maintenance_every = Duration::from_millis(100);
+    let stop = CancellationToken::new();
+    let worker = tokio::spawn(run_worker(
+        StreamConsumer::new(&redis.queues, queue, "worker-test"),
+        options,
+        FailedJobs::new(db.pool.clone()),
+        registry,
+        stop.clone(),
+    ));
+    (stop, worker)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_worker_runs_scheduled_retries_when_they_fall_due() {
+    let db = TestDb::new().await;
+    let redis = TestRedis::new();
+    let hooks = Webhooks::new(db.pool.clone(), redis.queues.clone(), test_config()).unwrap();
+    let endpoint = Subscriber::start(Reply::status(200)).await;
+    endpoint.script([Reply::status(503)]);
+    let new = webhooks::NewSubscription {
+        url: endpoint.url.clone(),
+        event_types: vec!["*".into()],
+        retry_schedule_secs: Some(vec![1]),
+        ..Default::default()
+    };
+    let sub = webhooks::subscriptions::create(&db.pool, "t1", new)
+        .await
+        .unwrap()
+        .subscription;
+    let event = json!({
+        "id": format!("evt_{}", ulid::Ulid::new()), "type": "message.ready", "tenant_id": "t1",
+        "timestamp": chrono::Utc::now().to_rfc3339(), "data": {}
+    });
+    hooks.fan_out(&event).await.unwrap();
+    let (stop, worker) = start_worker(&redis, &db, hooks);
+
+    let got = endpoint.wait_for(2).await;
+    let ids: Vec<String> = got.iter().map(|r| r.header("webhook-id")).collect();
+    assert_eq!(ids, vec![event["id"].as_str().unwrap().to_owned(); 2]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let rows = webhooks::deliveries::for_subscription(&db.pool, &sub.id)
+            .await
+            .unwrap();
+        if rows[0].status == "delivered" {
+            assert_eq!(rows[0].attempts, 2);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never recorded: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
 }
