@@ -14,6 +14,7 @@ pub struct WebhookConfig {
     /// `http://` to an address inside WEBHOOK_ALLOW_NETS is always accepted.
     pub allow_http: bool,
     /// WEBHOOK_TIMEOUT_SECS: how long one attempt may take, connect to last byte (default 15).
+    /// Keep it well under the `webhooks` queue's 30 s job timeout, which bounds the whole handler.
     pub timeout: Duration,
     /// WEBHOOK_RESPONSE_CAP_BYTES: how much of a response body is kept in the log (default 4096).
     pub response_cap: usize,
