@@ -6,39 +6,9 @@
 
 use serde_json::Value;
 
-use crate::{World, only_session};
+use crate::{World, expected_broadcasts, only_session};
 
 const CUSTOMER: &str = "4915212345678@c.us";
-
-/// The matrix of DESIGN.md §5: the channels (after `private-tenant.{t}.`) of each broadcast
-/// event in this journey; `None` for events that are logged only.
-fn expected_channels(
-    event: &str,
-    session: &str,
-    inbox: &str,
-    case: &str,
-    agent_type: &str,
-) -> Option<Vec<String>> {
-    let s = |x: &str| x.to_owned();
-    Some(match event {
-        "message.ready" | "message.reply_ready" => {
-            vec![
-                s("messages"),
-                format!("session.{session}"),
-                format!("agent.{agent_type}"),
-            ]
-        }
-        "queue_item.created" => vec![s("agent.live"), s("queues"), format!("queues-app.{inbox}")],
-        "case.closed" | "csat.started" => vec![
-            s("messages"),
-            format!("session.{session}"),
-            s("agent.live"),
-            format!("case.{case}"),
-        ],
-        "session.created" => vec![format!("session.{session}")],
-        _ => return None,
-    })
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn message_bot_handoff_agent_case_csat_with_every_event_on_its_channels() {
@@ -146,24 +116,7 @@ async fn message_bot_handoff_agent_case_csat_with_every_event_on_its_channels() 
             .iter()
             .all(|e| e.envelope.correlation_id == correlation)
     );
-    let prefix = format!("{}private-tenant.{}.", w.broadcast_prefix, w.tenant_id);
-    let mut expected = Vec::new();
-    for e in &events {
-        let agent_type = e.envelope.data["session"]["agent_type"]
-            .as_str()
-            .unwrap_or("live");
-        if let Some(channels) = expected_channels(
-            &e.envelope.event_type,
-            &session,
-            &w.inbox_id,
-            &case.id,
-            agent_type,
-        ) {
-            for channel in channels {
-                expected.push((format!("{prefix}{channel}"), e.envelope.id.clone()));
-            }
-        }
-    }
+    let expected = expected_broadcasts(&w, &events, &session, &case.id);
     let seen = subscriber.wait_for(expected.len()).await;
     let seen_ids: Vec<(String, String)> = seen
         .iter()

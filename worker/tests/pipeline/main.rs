@@ -8,8 +8,8 @@ mod api;
 mod bots;
 mod concurrency;
 mod dedup;
+mod e2e;
 mod http;
-// mod e2e;
 mod isolation;
 mod journey;
 mod transitions;
@@ -356,4 +356,63 @@ pub async fn only_session(w: &World) -> String {
         .collect();
     assert_eq!(created.len(), 1, "one session.created");
     created[0].aggregate_id.clone()
+}
+
+/// The matrix of DESIGN.md §5 for `event` (after `private-tenant.{t}.`); `None` for events that
+/// are logged only. Written out here, apart from shared::events::channels, as the contract.
+pub fn matrix(
+    event: &str,
+    session: &str,
+    inbox: &str,
+    case: &str,
+    agent_type: &str,
+) -> Option<Vec<String>> {
+    let s = |x: &str| x.to_owned();
+    Some(match event {
+        "message.ready" | "message.reply_ready" => {
+            vec![
+                s("messages"),
+                format!("session.{session}"),
+                format!("agent.{agent_type}"),
+            ]
+        }
+        "queue_item.created" => vec![s("agent.live"), s("queues"), format!("queues-app.{inbox}")],
+        "case.closed" | "csat.started" => vec![
+            s("messages"),
+            format!("session.{session}"),
+            s("agent.live"),
+            format!("case.{case}"),
+        ],
+        "session.created" => vec![format!("session.{session}")],
+        _ => return None,
+    })
+}
+
+/// (channel with prefixes, event id) of every broadcast the log's `events` should have caused,
+/// in order, for a journey of one session and one case.
+pub fn expected_broadcasts(
+    w: &World,
+    events: &[RecordedEvent],
+    session: &str,
+    case: &str,
+) -> Vec<(String, String)> {
+    let prefix = format!("{}private-tenant.{}.", w.broadcast_prefix, w.tenant_id);
+    let mut expected = Vec::new();
+    for e in events {
+        let agent_type = e.envelope.data["session"]["agent_type"]
+            .as_str()
+            .unwrap_or("live");
+        if let Some(channels) = matrix(
+            &e.envelope.event_type,
+            session,
+            &w.inbox_id,
+            case,
+            agent_type,
+        ) {
+            for channel in channels {
+                expected.push((format!("{prefix}{channel}"), e.envelope.id.clone()));
+            }
+        }
+    }
+    expected
 }
