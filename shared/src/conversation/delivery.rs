@@ -74,15 +74,22 @@ pub async fn email_thread(
     }))
 }
 
-/// How the channel addresses the customer.
-pub fn recipient(kind: InboxKind, session: &Session, contact: &Contact) -> String {
+/// How the channel addresses the customer (`channel_prefix`: the deployment's BROADCAST_PREFIX,
+/// for the widget, whose replies are published on the session's channel).
+pub fn recipient(
+    kind: InboxKind,
+    session: &Session,
+    contact: &Contact,
+    channel_prefix: &str,
+) -> String {
     match kind {
         InboxKind::Email => contact
             .email
             .clone()
             .unwrap_or_else(|| contact.external_id.clone()),
+        // The widget sender publishes on exactly this name, so it carries BROADCAST_PREFIX.
         InboxKind::Widget => format!(
-            "private-tenant.{}.session.{}",
+            "{channel_prefix}private-tenant.{}.session.{}",
             session.tenant_id, session.id
         ),
         _ => contact.external_id.clone(),
@@ -96,6 +103,7 @@ pub fn job(
     contact: &Contact,
     kind: InboxKind,
     thread: Option<EmailThread>,
+    channel_prefix: &str,
 ) -> (Job, String) {
     let email = thread.map(|t| {
         json!({ "subject": t.subject, "in_reply_to": t.in_reply_to, "references": t.references })
@@ -107,7 +115,7 @@ pub fn job(
         "inbox_id": message.inbox_id,
         "session_id": session.id,
         "channel": kind.as_str(),
-        "recipient": recipient(kind, session, contact),
+        "recipient": recipient(kind, session, contact, channel_prefix),
         "text": message.body,
         "sender_type": message.sender_type,
         "agent_id": message.agent_id,

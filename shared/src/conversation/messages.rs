@@ -160,7 +160,8 @@ pub async fn store_outbound(
         .await?;
     announce(tx, event, &message, session).await?;
     let thread = delivery::email_thread(tx, session, inbox_kind).await?;
-    let (job, dedup_key) = delivery::job(&message, session, contact, inbox_kind, thread);
+    let prefix = tx.channel_prefix().to_owned();
+    let (job, dedup_key) = delivery::job(&message, session, contact, inbox_kind, thread, &prefix);
     tx.enqueue(job, Some(dedup_key)).await?;
     Ok(message)
 }
@@ -282,6 +283,82 @@ pub async fn apply_status(
     })
     .await?;
     Ok(StatusUpdate::Applied(Box::new(updated)))
+}
+
+/// The provider accepted an outbound message: its id is recorded and the message is delivered
+/// (`message.delivered`). Returns false when that was already recorded (a rerun).
+pub async fn record_sent(
+    tx: &mut Tx,
+    id: &str,
+    provider_message_id: &str,
+) -> Result<bool, ConversationError> {
+    let message = lock(tx, id).await?;
+    let current: MessageStatus = parse_state(&message.status)?;
+    if !matches!(current, MessageStatus::New | MessageStatus::Stored) {
+        return Ok(false);
+    }
+    transition(&message.id, current, MessageStatus::Delivered)?;
+    let updated: Message = diesel::update(messages::table.find(&message.id))
+        .set((
+            messages::status.eq(MessageStatus::Delivered.as_str()),
+            messages::provider_message_id.eq(provider_message_id),
+            messages::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Message::as_returning())
+        .get_result(tx.conn())
+        .await?;
+    delivery_event(
+        tx,
+        types::MESSAGE_DELIVERED,
+        &updated,
+        json!({ "source": "send" }),
+    )
+    .await?;
+    Ok(true)
+}
+
+/// An outbound message will never be sent: failed (`message.delivery_failed` with the
+/// reason). Returns false when it was already past that point.
+pub async fn record_failed(tx: &mut Tx, id: &str, reason: &str) -> Result<bool, ConversationError> {
+    let message = lock(tx, id).await?;
+    let current: MessageStatus = parse_state(&message.status)?;
+    if !current.can_become(MessageStatus::Failed) {
+        return Ok(false);
+    }
+    let updated: Message = diesel::update(messages::table.find(&message.id))
+        .set((
+            messages::status.eq(MessageStatus::Failed.as_str()),
+            messages::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(Message::as_returning())
+        .get_result(tx.conn())
+        .await?;
+    delivery_event(
+        tx,
+        types::MESSAGE_DELIVERY_FAILED,
+        &updated,
+        json!({ "reason": reason }),
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn delivery_event(
+    tx: &mut Tx,
+    event: EventType,
+    message: &Message,
+    details: Value,
+) -> Result<(), ConversationError> {
+    let session = super::sessions::get(tx, &message.session_id).await?;
+    tx.emit(NewEvent {
+        event_type: event,
+        aggregate_type: "message",
+        aggregate_id: message.id.clone(),
+        correlation_id: session.correlation_id.clone(),
+        data: json!({ "message": json(message), "status": details }),
+        route: Route::session(&session.id, session.agent_type()),
+    })
+    .await
 }
 
 /// The message as events and the API show it.

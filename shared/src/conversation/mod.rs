@@ -17,6 +17,7 @@ pub mod cases;
 pub mod contacts;
 pub mod csat;
 pub mod delivery;
+pub mod delivery_store;
 pub mod directory;
 pub mod handoff;
 pub mod messages;
@@ -147,6 +148,7 @@ impl Conversations {
                 causation_id: causation_id.to_owned(),
                 source: self.source,
             },
+            self.outbox.broadcaster().prefix(),
         )
         .await
     }

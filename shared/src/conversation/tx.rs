@@ -21,10 +21,15 @@ pub struct Tx {
     conn: DbConn,
     ctx: EventContext,
     effects: Effects,
+    channel_prefix: String,
 }
 
 impl Tx {
-    pub(super) async fn begin(db: &DbPool, ctx: EventContext) -> Result<Self, ConversationError> {
+    pub(super) async fn begin(
+        db: &DbPool,
+        ctx: EventContext,
+        channel_prefix: &str,
+    ) -> Result<Self, ConversationError> {
         let mut conn = db
             .get()
             .await
@@ -34,6 +39,7 @@ impl Tx {
             conn,
             ctx,
             effects: Effects::default(),
+            channel_prefix: channel_prefix.to_owned(),
         })
     }
 
@@ -44,6 +50,11 @@ impl Tx {
     /// The tenant every write of this transaction belongs to.
     pub fn tenant_id(&self) -> &str {
         &self.ctx.tenant_id
+    }
+
+    /// The deployment's BROADCAST_PREFIX (for channel names that travel in jobs).
+    pub fn channel_prefix(&self) -> &str {
+        &self.channel_prefix
     }
 
     pub fn causation_id(&self) -> &str {

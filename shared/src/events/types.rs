@@ -36,8 +36,11 @@ pub const CSAT_STARTED: EventType = EventType::new("csat.started");
 /// The customer answered the CSAT survey.
 pub const CSAT_RESPONDED: EventType = EventType::new("csat.responded");
 
+/// An inbox's deliveries stopped: the channel refused our credentials or account.
+pub const INBOX_DELIVERY_PAUSED: EventType = EventType::new("inbox.delivery_paused");
+
 /// Every type, for documentation, `/api/events/schemas` and tests.
-pub const ALL: [EventType; 15] = [
+pub const ALL: [EventType; 16] = [
     SESSION_CREATED,
     SESSION_PATH_CHANGED,
     MESSAGE_READY,
@@ -53,6 +56,7 @@ pub const ALL: [EventType; 15] = [
     AGENT_ASSIGNED,
     CSAT_STARTED,
     CSAT_RESPONDED,
+    INBOX_DELIVERY_PAUSED,
 ];
 
 #[cfg(test)]

@@ -7,9 +7,11 @@
 //! what a crashed attempt staged in the outbox is sent by the retry (`flush_origin`). Every
 //! database write of a step is one transaction with its events; publishing and enqueueing
 //! follow the commit. Errors come back as the queue's `JobError`: bad payloads and illegal
-//! transitions are permanent, database, Redis and bot outages transient.
+//! transitions are permanent, database, Redis and bot outages transient. Replies go out through
+//! `delivery.send` ([`outbound`]), shared::channels' handler on the pipeline's tables.
 
 mod inbound;
+pub mod outbound;
 pub mod parse;
 mod respond;
 mod status;
@@ -33,6 +35,8 @@ pub use status::STATUS_KINDS;
 pub struct Pipeline {
     pub conversations: Conversations,
     pub bots: Bots,
+    /// Outbound settings for `delivery.send`; `None` leaves the kind unregistered.
+    pub outbound: Option<Arc<dyn shared::channels::SettingsSource>>,
 }
 
 impl Pipeline {
@@ -40,19 +44,31 @@ impl Pipeline {
         Self {
             conversations: Conversations::new(db, queues, broadcaster, "switchyard.worker"),
             bots,
+            outbound: None,
         }
     }
 
-    /// With `BROADCAST_PREFIX`, `BOT_RULES_FILE` and `BOT_CACHE_SECS` from the environment.
+    /// With `BROADCAST_PREFIX`, `BOT_RULES_FILE`, `BOT_CACHE_SECS` and the outbound settings
+    /// (`WAHA_BASE_URL`…) from the environment.
     pub fn from_env(db: DbPool, queues: Queues) -> Result<Self, String> {
         let bots = Bots::from_env(db.clone())?;
         let broadcaster = Broadcaster::from_env(queues.clone());
-        Ok(Self::new(db, queues, broadcaster, bots))
+        let outbound = outbound::EnvSettings::from_env(db.clone())?;
+        let mut pipeline = Self::new(db, queues, broadcaster, bots);
+        pipeline.outbound = Some(Arc::new(outbound));
+        Ok(pipeline)
     }
 }
 
-/// Registers every inbound message and status kind.
+/// Registers every inbound message and status kind, and `delivery.send` when configured.
 pub fn register(registry: &mut JobRegistry, pipeline: Pipeline) {
+    if let Some(settings) = &pipeline.outbound {
+        let handler = outbound::handler(&pipeline.conversations, settings.clone());
+        registry.register(
+            shared::channels::handler::DELIVERY_SEND,
+            handler.job_handler(),
+        );
+    }
     let pipeline = Arc::new(pipeline);
     for kind in MESSAGE_KINDS {
         let p = pipeline.clone();

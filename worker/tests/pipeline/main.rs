@@ -8,6 +8,7 @@ mod api;
 mod bots;
 mod concurrency;
 mod dedup;
+mod deliveries;
 mod e2e;
 mod http;
 mod isolation;

@@ -1,0 +1,148 @@
+//! The pipeline's side of the `delivery.send` handler (shared::channels::handler): what a send
+//! did to the message, recorded on the `messages` table with its event, in one transaction.
+//!
+//! `sent` → the provider's id recorded, stored → delivered, `message.delivered` (DESIGN.md §4:
+//! the deliveries job reports delivered; read receipts come by status callback). `failed` →
+//! `message.delivery_failed` with the reason. `inbox_broken` → `inbox.delivery_paused` (the
+//! pause itself is the handler's Redis flag). Every method is idempotent: a rerun finds the
+//! message already past that point and records nothing.
+
+use std::sync::Arc;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use futures::future::BoxFuture;
+use serde_json::json;
+
+use super::{ConversationError, Conversations, messages};
+use crate::{
+    channels::{
+        handler::{DeliveryStore, DeliveryTask},
+        status::DeliveryStatus,
+        verdict::SendError,
+    },
+    db::schema::messages as messages_t,
+    events::{NewEvent, Route, types},
+    jobs::JobError,
+};
+
+/// [`DeliveryStore`] on the pipeline's tables.
+pub struct PipelineDeliveryStore {
+    conversations: Conversations,
+}
+
+impl PipelineDeliveryStore {
+    pub fn new(conversations: Conversations) -> Arc<Self> {
+        Arc::new(Self { conversations })
+    }
+
+    fn causation(task: &DeliveryTask) -> String {
+        format!("delivery:{}", task.message_id)
+    }
+
+    async fn status_of(
+        &self,
+        task: &DeliveryTask,
+    ) -> Result<Option<DeliveryStatus>, ConversationError> {
+        let mut conn = self.conversations.db.get().await?;
+        let status: Option<String> = messages_t::table
+            .filter(messages_t::id.eq(&task.message_id))
+            .filter(messages_t::tenant_id.eq(&task.tenant_id))
+            .select(messages_t::status)
+            .first(&mut conn)
+            .await
+            .optional()?;
+        Ok(status.and_then(|s| s.parse().ok()))
+    }
+
+    async fn record_sent(
+        &self,
+        task: &DeliveryTask,
+        provider_id: &str,
+    ) -> Result<(), ConversationError> {
+        let mut tx = self
+            .conversations
+            .begin(&task.tenant_id, &Self::causation(task))
+            .await?;
+        let result = messages::record_sent(&mut tx, &task.message_id, provider_id).await;
+        let (_, effects) = tx.finish(result).await?;
+        self.conversations.settle(effects).await;
+        Ok(())
+    }
+
+    async fn record_failed(
+        &self,
+        task: &DeliveryTask,
+        error: &SendError,
+    ) -> Result<(), ConversationError> {
+        let mut tx = self
+            .conversations
+            .begin(&task.tenant_id, &Self::causation(task))
+            .await?;
+        let result = messages::record_failed(&mut tx, &task.message_id, &error.to_string()).await;
+        let (_, effects) = tx.finish(result).await?;
+        self.conversations.settle(effects).await;
+        Ok(())
+    }
+
+    async fn record_broken(
+        &self,
+        task: &DeliveryTask,
+        error: &SendError,
+    ) -> Result<(), ConversationError> {
+        let mut tx = self
+            .conversations
+            .begin(&task.tenant_id, &Self::causation(task))
+            .await?;
+        let result = async {
+            let message = messages::lock(&mut tx, &task.message_id).await?;
+            let session = super::sessions::get(&mut tx, &message.session_id).await?;
+            tx.emit(NewEvent {
+                event_type: types::INBOX_DELIVERY_PAUSED,
+                aggregate_type: "inbox",
+                aggregate_id: task.inbox_id.clone(),
+                correlation_id: session.correlation_id.clone(),
+                data: json!({ "inbox_id": task.inbox_id, "reason": error.to_string(), "message_id": message.id }),
+                route: Route::default(),
+            })
+            .await
+        }
+        .await;
+        let (_, effects) = tx.finish(result).await?;
+        self.conversations.settle(effects).await;
+        Ok(())
+    }
+}
+
+impl DeliveryStore for PipelineDeliveryStore {
+    fn status<'a>(
+        &'a self,
+        task: &'a DeliveryTask,
+    ) -> BoxFuture<'a, Result<Option<DeliveryStatus>, JobError>> {
+        Box::pin(async move { Ok(self.status_of(task).await?) })
+    }
+
+    fn sent<'a>(
+        &'a self,
+        task: &'a DeliveryTask,
+        provider_message_id: &'a str,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move { Ok(self.record_sent(task, provider_message_id).await?) })
+    }
+
+    fn failed<'a>(
+        &'a self,
+        task: &'a DeliveryTask,
+        error: &'a SendError,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move { Ok(self.record_failed(task, error).await?) })
+    }
+
+    fn inbox_broken<'a>(
+        &'a self,
+        task: &'a DeliveryTask,
+        error: &'a SendError,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move { Ok(self.record_broken(task, error).await?) })
+    }
+}
