@@ -1,9 +1,12 @@
 //! Switchyard's shared library: everything the `ingress`, `worker` and `scheduler` binaries
 //! have in common, so each binary only wires parts together.
 
+pub mod bot;
 pub mod channels;
 pub mod config;
+pub mod conversation;
 pub mod db;
+pub mod events;
 pub mod inboxes;
 pub mod jobs;
 pub mod metrics_server;
@@ -13,6 +16,3 @@ pub mod telemetry;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 pub mod webhooks;
-pub mod bot;
-pub mod conversation;
-pub mod events;

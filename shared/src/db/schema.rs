@@ -254,7 +254,15 @@ diesel::table! {
 
 diesel::joinable!(event_outbox -> event_logs (event_id));
 diesel::allow_tables_to_appear_in_same_query!(event_outbox, event_logs);
-diesel::allow_tables_to_appear_in_same_query!(agents, queue_items, cases, sessions, contacts, messages, csat_surveys);
+diesel::allow_tables_to_appear_in_same_query!(
+    agents,
+    queue_items,
+    cases,
+    sessions,
+    contacts,
+    messages,
+    csat_surveys
+);
 
 // --- Outbound webhook subscriptions (migrations/2026-11-23-000004_webhook_subscriptions) ---
 
