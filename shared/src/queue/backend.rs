@@ -182,10 +182,17 @@ impl StreamBackend {
         let shared = self.shared.clone();
         let mut deliveries = std::mem::replace(&mut self.deliveries, mpsc::channel(1).1);
         async move {
-            if let Some(reader) = reader {
-                let _ = reader.await;
-            }
+            // Drain while waiting: the reader may be blocked handing a batch into the full
+            // channel, and nobody else takes from it once the worker is shutting down.
             let mut unstarted = Vec::new();
+            if let Some(mut reader) = reader {
+                loop {
+                    tokio::select! {
+                        _ = &mut reader => break,
+                        Some(delivery) = deliveries.recv() => unstarted.push(delivery.entry_id),
+                    }
+                }
+            }
             while let Ok(delivery) = deliveries.try_recv() {
                 unstarted.push(delivery.entry_id);
             }

@@ -98,6 +98,24 @@ async fn sigterm_finishes_in_flight_jobs_acks_them_and_exits_zero() {
     assert_eq!(h.xlen("email").await, 0);
 }
 
+/// With a backlog, the reader is blocked handing entries to a full channel when SIGTERM comes;
+/// shutdown must still end (long before a 10-minute grace) and hand every unstarted entry back.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_a_backlog_hands_unstarted_jobs_back_and_exits() {
+    let h = Harness::new().await;
+    enqueue_many(&h, "email", 2_000, json!({"sleep_ms": 20})).await;
+    let mut worker = spawn_worker(&h, &["--queue=email", "--concurrency=20", "--grace=600"]);
+    eventually("work is under way", || async { h.receipts().await >= 100 }).await;
+    kill(Pid::from_raw(worker.id() as i32), Signal::SIGTERM).unwrap();
+    let status = wait_exit(&mut worker).await;
+    assert!(status.success(), "{status:?}");
+    let stats = h.queues().stats(&q("email")).await.unwrap();
+    assert_eq!(stats.pending, 0, "nothing left in flight");
+    let done = h.receipts().await as u64;
+    assert!(done < 2_000, "the backlog was not simply finished");
+    assert_eq!(done + stats.length, 2_000, "every job is either done or back in the stream");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bad_queue_flag_is_a_clear_error() {
     let h = Harness::new().await;
