@@ -8,12 +8,15 @@
 //! race that slipped past that into an error instead of a forked history.
 
 use chrono::{DateTime, Utc};
-use diesel::{dsl::max, prelude::*};
+use diesel::{
+    prelude::*,
+    sql_types::{Array, BigInt, Bool, Integer, Jsonb, Text, Timestamptz},
+};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
 use super::{Envelope, EventError, EventType, Route, channels, envelope::ENVELOPE_VERSION};
-use crate::db::schema::{event_logs, event_outbox};
+use crate::db::schema::event_logs;
 
 /// Who is writing: the same for every event of one transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,12 +78,6 @@ pub async fn append(
     event: NewEvent,
 ) -> Result<RecordedEvent, EventError> {
     let channels = channels::channels_for(&ctx.tenant_id, event.event_type, &event.route)?;
-    let current: Option<i32> = event_logs::table
-        .filter(event_logs::aggregate_type.eq(event.aggregate_type))
-        .filter(event_logs::aggregate_id.eq(&event.aggregate_id))
-        .select(max(event_logs::aggregate_version))
-        .first(conn)
-        .await?;
     let occurred_at = Utc::now();
     let envelope = Envelope {
         timestamp: super::envelope::iso8601(occurred_at),
@@ -92,6 +89,7 @@ pub async fn append(
             event.data,
         )
     };
+    let broadcast = !channels.is_empty();
     let row = EventRow {
         id: envelope.id.clone(),
         tenant_id: ctx.tenant_id.clone(),
@@ -100,24 +98,19 @@ pub async fn append(
         source: envelope.source.clone(),
         aggregate_type: event.aggregate_type.to_owned(),
         aggregate_id: event.aggregate_id,
-        aggregate_version: current.unwrap_or(0) + 1,
+        aggregate_version: 0,
         correlation_id: envelope.correlation_id.clone(),
         causation_id: ctx.causation_id.clone(),
         data: envelope.data.clone(),
         channels,
         occurred_at,
     };
-    let seq: i64 = diesel::insert_into(event_logs::table)
-        .values(&row)
-        .returning(event_logs::seq)
-        .get_result(conn)
-        .await?;
-    if !row.channels.is_empty() {
-        diesel::insert_into(event_outbox::table)
-            .values(event_outbox::event_id.eq(&row.id))
-            .execute(conn)
-            .await?;
-    }
+    let appended: Appended = insert(&row, broadcast).get_result(conn).await?;
+    let row = EventRow {
+        aggregate_version: appended.aggregate_version,
+        ..row
+    };
+    let seq = appended.seq;
     Ok(RecordedEvent {
         seq,
         envelope,
@@ -127,6 +120,47 @@ pub async fn append(
         causation_id: row.causation_id,
         channels: row.channels,
     })
+}
+
+#[derive(QueryableByName)]
+struct Appended {
+    #[diesel(sql_type = BigInt)]
+    seq: i64,
+    #[diesel(sql_type = Integer)]
+    aggregate_version: i32,
+}
+
+/// One round trip: the next version of the aggregate, the event, and its outbox row when it is
+/// broadcast.
+fn insert(
+    row: &EventRow,
+    broadcast: bool,
+) -> impl diesel_async::methods::LoadQuery<'static, AsyncPgConnection, Appended> + Send + use<> {
+    diesel::sql_query(
+        "WITH e AS ( \
+           INSERT INTO event_logs (id, tenant_id, type, version, source, aggregate_type, \
+             aggregate_id, aggregate_version, correlation_id, causation_id, data, channels, \
+             occurred_at) \
+           SELECT $1, $2, $3, $4, $5, $6, $7, COALESCE(MAX(aggregate_version), 0) + 1, $8, $9, \
+             $10, $11, $12 \
+           FROM event_logs WHERE aggregate_type = $6 AND aggregate_id = $7 \
+           RETURNING id, seq, aggregate_version), \
+         o AS (INSERT INTO event_outbox (event_id) SELECT id FROM e WHERE $13) \
+         SELECT seq, aggregate_version FROM e",
+    )
+    .bind::<Text, _>(row.id.clone())
+    .bind::<Text, _>(row.tenant_id.clone())
+    .bind::<Text, _>(row.event_type.clone())
+    .bind::<Text, _>(row.version.clone())
+    .bind::<Text, _>(row.source.clone())
+    .bind::<Text, _>(row.aggregate_type.clone())
+    .bind::<Text, _>(row.aggregate_id.clone())
+    .bind::<Text, _>(row.correlation_id.clone())
+    .bind::<Text, _>(row.causation_id.clone())
+    .bind::<Jsonb, _>(row.data.clone())
+    .bind::<Array<Text>, _>(row.channels.clone())
+    .bind::<Timestamptz, _>(row.occurred_at)
+    .bind::<Bool, _>(broadcast)
 }
 
 /// Reads events back by id, in log order (for the relay).

@@ -107,35 +107,46 @@ impl Outbox {
     /// After the commit: publish, enqueue, and clear the outbox rows. Never fails — what could
     /// not be sent stays staged for a retry or the relay (logged here).
     pub async fn settle(&self, effects: Effects) {
-        if let Err(error) = self.settle_events(&effects.events).await {
-            tracing::warn!(error = %error, "events stay in the outbox for the relay");
-        }
-        if let Err(error) = self.settle_jobs(&effects.jobs).await {
-            tracing::warn!(error = %error, "follow-up jobs stay in the outbox for the relay");
+        if let Err(error) = self.send(&effects.events, &effects.jobs).await {
+            tracing::warn!(error = %error, "the outbox keeps what was not sent, for the relay");
         }
     }
 
-    async fn settle_events(&self, events: &[RecordedEvent]) -> Result<(), EventError> {
-        let published: Vec<String> = events
+    /// Publishes `events` and enqueues `jobs`, then deletes the outbox rows of what went out
+    /// (both tables in one statement).
+    async fn send(&self, events: &[RecordedEvent], jobs: &[StagedJob]) -> Result<(), EventError> {
+        let published = match self.publish(events).await {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::warn!(error = %error, "events stay in the outbox for the relay");
+                Vec::new()
+            }
+        };
+        let enqueued = match self.enqueue(jobs).await {
+            Ok(ids) => ids,
+            Err(error) => {
+                tracing::warn!(error = %error, "follow-up jobs stay in the outbox for the relay");
+                Vec::new()
+            }
+        };
+        self.forget(&published, &enqueued).await
+    }
+
+    /// The ids of the broadcast events, once published.
+    async fn publish(&self, events: &[RecordedEvent]) -> Result<Vec<String>, EventError> {
+        let ids: Vec<String> = events
             .iter()
             .filter(|e| !e.channels.is_empty())
             .map(|e| e.envelope.id.clone())
             .collect();
-        if published.is_empty() {
-            return Ok(());
+        if !ids.is_empty() {
+            self.broadcaster.publish(events).await?;
         }
-        self.broadcaster.publish(events).await?;
-        let mut conn = self.db.get().await?;
-        diesel::delete(event_outbox::table.filter(event_outbox::event_id.eq_any(&published)))
-            .execute(&mut conn)
-            .await?;
-        Ok(())
+        Ok(ids)
     }
 
-    async fn settle_jobs(&self, jobs: &[StagedJob]) -> Result<(), EventError> {
-        if jobs.is_empty() {
-            return Ok(());
-        }
+    /// The ids of the jobs, once enqueued.
+    async fn enqueue(&self, jobs: &[StagedJob]) -> Result<Vec<String>, EventError> {
         for staged in jobs {
             match &staged.dedup_key {
                 Some(key) => {
@@ -148,11 +159,23 @@ impl Outbox {
                 }
             }
         }
-        let ids: Vec<String> = jobs.iter().map(|s| s.job.id.to_string()).collect();
+        Ok(jobs.iter().map(|s| s.job.id.to_string()).collect())
+    }
+
+    async fn forget(&self, event_ids: &[String], job_ids: &[String]) -> Result<(), EventError> {
+        use diesel::sql_types::{Array, Text};
+        if event_ids.is_empty() && job_ids.is_empty() {
+            return Ok(());
+        }
         let mut conn = self.db.get().await?;
-        diesel::delete(job_outbox::table.filter(job_outbox::job_id.eq_any(&ids)))
-            .execute(&mut conn)
-            .await?;
+        diesel::sql_query(
+            "WITH e AS (DELETE FROM event_outbox WHERE event_id = ANY($1)) \
+             DELETE FROM job_outbox WHERE job_id = ANY($2)",
+        )
+        .bind::<Array<Text>, _>(event_ids)
+        .bind::<Array<Text>, _>(job_ids)
+        .execute(&mut conn)
+        .await?;
         Ok(())
     }
 
@@ -169,13 +192,13 @@ impl Outbox {
         let jobs = staged_jobs(&mut conn, JobFilter::Origin(origin)).await?;
         drop(conn);
         let n = event_ids.len() + jobs.len();
-        if !event_ids.is_empty() {
+        let events = if event_ids.is_empty() {
+            Vec::new()
+        } else {
             let mut conn = self.db.get().await?;
-            let events = log::load(&mut conn, &event_ids).await?;
-            drop(conn);
-            self.settle_events(&events).await?;
-        }
-        self.settle_jobs(&jobs).await?;
+            log::load(&mut conn, &event_ids).await?
+        };
+        self.send(&events, &jobs).await?;
         Ok(n)
     }
 
@@ -225,7 +248,7 @@ impl Outbox {
         let jobs = staged_jobs(&mut conn, JobFilter::OlderThan(cutoff)).await?;
         drop(conn);
         let n = jobs.len();
-        self.settle_jobs(&jobs).await?;
+        self.send(&[], &jobs).await?;
         if events + n > 0 {
             tracing::info!(events, jobs = n, "relayed stale outbox rows");
         }

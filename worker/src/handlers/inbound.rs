@@ -1,8 +1,9 @@
 //! A customer message, step one: store it. In one transaction: find or create the contact
 //! (locked, which serialises this customer's messages from here on), find or open their session
 //! (`session.created`), store the message unless its provider id is known (`message.ready`).
-//! A duplicate whose bot step is done is a successful no-op; one whose bot step a crash
-//! interrupted goes on to [`super::respond`] like a new message.
+//! A duplicate whose bot step is done is a successful no-op (after sending anything an earlier
+//! attempt committed but did not publish); one whose bot step a crash interrupted goes on to
+//! [`super::respond`] like a new message.
 
 use shared::{
     conversation::{
@@ -23,15 +24,22 @@ pub struct Landed {
     pub contact: Contact,
     pub session: Session,
     pub message: Message,
+    /// The provider message id was already stored (a redelivery or a rerun).
+    pub duplicate: bool,
 }
 
 pub async fn handle(p: &Pipeline, job: &Job) -> Result<(), JobError> {
     let inbound = parse::inbound(job).map_err(JobError::permanent)?;
-    let origin = job.id.to_string();
-    if let Err(error) = p.conversations.outbox.flush_origin(&origin).await {
-        return Err(JobError::transient(error));
-    }
     let landed = store(p, job, &inbound).await?;
+    if landed.duplicate {
+        // A rerun: whatever an earlier attempt committed but did not get out goes now.
+        let origin = job.id.to_string();
+        p.conversations
+            .outbox
+            .flush_origin(&origin)
+            .await
+            .map_err(JobError::transient)?;
+    }
     if landed.message.processed_at.is_some() {
         return Ok(());
     }
@@ -50,14 +58,16 @@ async fn store(p: &Pipeline, job: &Job, inbound: &parse::Inbound) -> Result<Land
             contacts::find_or_create(&mut tx, &inbound.inbox_id, &inbound.contact).await?;
         let (session, _) = sessions::find_or_open(&mut tx, &contact, &job.correlation_id).await?;
         let stored = messages::store_inbound(&mut tx, &session, inbound.message.clone()).await?;
-        if let Stored::Duplicate(message) = &stored {
-            tracing::debug!(message_id = %message.id, "duplicate provider message");
+        let duplicate = matches!(stored, Stored::Duplicate(_));
+        if duplicate {
+            tracing::debug!(message_id = %stored.message().id, "duplicate provider message");
         }
         Ok(Landed {
             kind,
             contact,
             session,
             message: stored.message().clone(),
+            duplicate,
         })
     }
     .await;

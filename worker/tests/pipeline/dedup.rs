@@ -152,3 +152,26 @@ async fn a_redis_outage_at_publish_time_loses_no_event_and_no_delivery() {
     );
     let _ = unique("x");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_retry_of_a_job_that_died_before_publishing_publishes_what_it_committed() {
+    let w = World::new().await;
+    let subscriber = w.subscribe(&w.tenant_id).await;
+    // The first attempt commits everything, then cannot reach Redis (as if it died there).
+    let dead = Queues::new("redis://127.0.0.1:1", &w.redis.prefix).unwrap();
+    let bots = shared::bot::Bots::new(w.db.pool.clone(), Default::default(), Duration::ZERO);
+    let broadcaster = Broadcaster::new(dead.clone(), w.broadcast_prefix.clone());
+    let cut_off = Pipeline::new(w.db.pool.clone(), dead, broadcaster, bots);
+    let first = worker::registry::with_pipeline(w.db.pool.clone(), cut_off);
+    let job = w.waha("1@c.us", "wamid-1", "hello");
+    first.dispatch(job.clone()).await.unwrap();
+    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 3);
+    // The queue runs it again (reclaimed after the crash): nothing new is stored, and what the
+    // first attempt staged goes out now, without waiting for the relay.
+    w.run(&job).await.unwrap();
+    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
+    assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
+    assert_eq!(w.event_types().await.len(), 3);
+    assert_eq!(subscriber.wait_for(7).await.len(), 7);
+    assert_eq!(w.deliveries().await.len(), 1);
+}
