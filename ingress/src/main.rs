@@ -4,6 +4,10 @@
 use anyhow::Context as _;
 use ingress::{App, Config};
 
+// glibc's malloc showed up as a fifth of ingress's CPU under load (ingress/NOTES.md, benchmarks).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::from_env().context("configuration")?;

@@ -64,6 +64,10 @@ struct Args {
     no_redis_benchmark: bool,
 }
 
+// The same allocator as the `ingress` binary, so the in-process server performs like it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const HMAC_KEY: &str = "bench-hmac-key";
 
 fn main() -> anyhow::Result<()> {
@@ -99,8 +103,10 @@ fn run(
         inbox.waha_hmac_key = Some(HMAC_KEY.into());
         inboxes::create_inbox(&pool, &inbox).await
     })?;
+    // Named threads, so `top -H` shows server and load generator apart.
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(args.server_threads)
+        .thread_name("ingress-server")
         .enable_all()
         .build()?;
     let stop = tokio_util::sync::CancellationToken::new();
@@ -108,6 +114,7 @@ fn run(
     let path = format!("/webhooks/waha/{inbox}");
     let client = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name("bench-client")
         .enable_all()
         .build()?;
     // Warm up: connections, caches, the Lua script.
@@ -120,10 +127,14 @@ fn run(
         },
         None => Load::Closed(args.requests),
     };
+    let redis_pid = redis_pid(&args.redis_url);
+    let before = CpuSnapshot::take(redis_pid);
     let report = client.block_on(drive(addr, &path, "run", args.connections, load))?;
+    let cpu = CpuSnapshot::take(redis_pid).since(&before);
     stop.cancel();
     drop(server);
     report.print(args);
+    cpu.print(report.ok);
     if !args.no_redis_benchmark {
         compare_with_redis(args, prefix, &report);
     }
@@ -160,7 +171,11 @@ struct Report {
     ok: usize,
     failed: usize,
     elapsed: Duration,
+    /// From the moment each request was handed to the connection, sorted.
     latencies_us: Vec<u64>,
+    /// Open loop only: from each request's scheduled time (includes client-side lateness,
+    /// such as tokio's 1 ms timer granularity), sorted.
+    scheduled_latencies_us: Vec<u64>,
     body_bytes: usize,
 }
 
@@ -188,15 +203,18 @@ async fn drive(
     }
     start.wait().await;
     let started = Instant::now();
-    let (mut ok, mut failed, mut latencies_us) = (0, 0, Vec::new());
+    let (mut ok, mut failed, mut latencies_us, mut scheduled_latencies_us) =
+        (0, 0, Vec::new(), Vec::new());
     for task in tasks {
-        let (o, f, l) = task.await??;
-        ok += o;
-        failed += f;
-        latencies_us.extend(l);
+        let samples = task.await??;
+        ok += samples.ok;
+        failed += samples.failed;
+        latencies_us.extend(samples.sent);
+        scheduled_latencies_us.extend(samples.scheduled);
     }
     let elapsed = started.elapsed();
     latencies_us.sort_unstable();
+    scheduled_latencies_us.sort_unstable();
     let mode = match load {
         Load::Closed(n) => format!("closed loop, {n} requests"),
         Load::Open { rate, seconds } => format!("open loop, {rate} req/s offered for {seconds} s"),
@@ -208,6 +226,7 @@ async fn drive(
         failed,
         elapsed,
         latencies_us,
+        scheduled_latencies_us,
         body_bytes,
     })
 }
@@ -247,12 +266,12 @@ async fn connection_loop(
     plan: Plan,
     bodies: Vec<(Bytes, String)>,
     start: Arc<Barrier>,
-) -> anyhow::Result<(usize, usize, Vec<u64>)> {
+) -> anyhow::Result<Samples> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let (mut ok, mut failed, mut latencies) = (0, 0, Vec::with_capacity(bodies.len()));
+    let mut samples = Samples::default();
     let interval = match plan.load {
         Load::Closed(_) => None,
         Load::Open { rate, .. } => Some(Duration::from_secs_f64(
@@ -278,13 +297,32 @@ async fn connection_loop(
             .header("x-webhook-hmac", signature)
             .body(Full::new(body))?;
         sender.ready().await?;
+        let sent = Instant::now();
         let response = sender.send_request(request).await?;
         let status = response.status();
         response.into_body().collect().await?;
-        latencies.push(scheduled.elapsed().as_micros() as u64);
-        if status == 200 { ok += 1 } else { failed += 1 }
+        samples.sent.push(sent.elapsed().as_micros() as u64);
+        if interval.is_some() {
+            samples
+                .scheduled
+                .push(scheduled.elapsed().as_micros() as u64);
+        }
+        if status == 200 {
+            samples.ok += 1;
+        } else {
+            samples.failed += 1;
+        }
     }
-    Ok((ok, failed, latencies))
+    Ok(samples)
+}
+
+/// What one connection measured.
+#[derive(Default)]
+struct Samples {
+    ok: usize,
+    failed: usize,
+    sent: Vec<u64>,
+    scheduled: Vec<u64>,
 }
 
 /// A WAHA `message` event of about 1 KB with a message id unique to (run, connection, n).
@@ -309,14 +347,23 @@ impl Report {
         self.ok as f64 / self.elapsed.as_secs_f64()
     }
 
-    fn percentile(&self, p: f64) -> f64 {
-        if self.latencies_us.is_empty() {
+    /// The `p` quantile of sorted microsecond samples, in milliseconds.
+    fn percentile(sorted: &[u64], p: f64) -> f64 {
+        if sorted.is_empty() {
             return 0.0;
         }
-        let index = ((self.latencies_us.len() as f64 * p).ceil() as usize)
-            .clamp(1, self.latencies_us.len())
-            - 1;
-        self.latencies_us[index] as f64 / 1000.0
+        let index = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[index] as f64 / 1000.0
+    }
+
+    fn print_latency(label: &str, sorted: &[u64]) {
+        println!(
+            "  latency {label}: p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            Self::percentile(sorted, 0.50),
+            Self::percentile(sorted, 0.99),
+            Self::percentile(sorted, 0.999),
+            Self::percentile(sorted, 1.0)
+        );
     }
 
     fn print(&self, args: &Args) {
@@ -335,14 +382,81 @@ impl Report {
             self.elapsed.as_secs_f64(),
             self.rate()
         );
+        Self::print_latency("from send", &self.latencies_us);
+        if !self.scheduled_latencies_us.is_empty() {
+            Self::print_latency("from schedule", &self.scheduled_latencies_us);
+        }
+    }
+}
+
+/// CPU seconds (user + system) used so far by the server's threads, the load generator's threads
+/// and redis-server: CPU per request stays meaningful even when other work shares the machine.
+#[derive(Default)]
+struct CpuSnapshot {
+    server: f64,
+    client: f64,
+    redis: f64,
+}
+
+/// Linux's USER_HZ: /proc times are in 1/100 s on every mainstream architecture.
+const TICKS_PER_SECOND: f64 = 100.0;
+
+impl CpuSnapshot {
+    fn take(redis_pid: Option<u32>) -> Self {
+        let mut snapshot = Self::default();
+        let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+            return snapshot;
+        };
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            let cpu = stat_cpu(&task.path().join("stat")).unwrap_or(0.0);
+            if comm.starts_with("ingress-server") {
+                snapshot.server += cpu;
+            } else if comm.starts_with("bench-client") {
+                snapshot.client += cpu;
+            }
+        }
+        let redis_stat = redis_pid.map(|pid| std::path::PathBuf::from(format!("/proc/{pid}/stat")));
+        snapshot.redis = redis_stat.and_then(|path| stat_cpu(&path)).unwrap_or(0.0);
+        snapshot
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            server: self.server - before.server,
+            client: self.client - before.client,
+            redis: self.redis - before.redis,
+        }
+    }
+
+    fn print(&self, requests: usize) {
+        let per = |seconds: f64| seconds * 1e6 / requests.max(1) as f64;
         println!(
-            "  latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
-            self.percentile(0.50),
-            self.percentile(0.99),
-            self.percentile(0.999),
-            self.percentile(1.0)
+            "  CPU per request: ingress {:.0} µs, load generator {:.0} µs, redis-server {:.0} µs",
+            per(self.server),
+            per(self.client),
+            per(self.redis)
         );
     }
+}
+
+/// utime + stime of a /proc `stat` file, in seconds.
+fn stat_cpu(path: &std::path::Path) -> Option<f64> {
+    let stat = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may contain spaces) start at field 3, `state`.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / TICKS_PER_SECOND)
+}
+
+/// The pid of the Redis server, when it runs on this machine.
+fn redis_pid(redis_url: &str) -> Option<u32> {
+    let client = redis::Client::open(redis_url).ok()?;
+    let mut conn = client.get_connection().ok()?;
+    let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 /// Runs `redis-benchmark` at the same concurrency: plain XADD with a tiny and a 1 KB field (the
