@@ -66,6 +66,13 @@ pub struct InboxBot {
     pub bot: Option<Arc<dyn Bot>>,
 }
 
+impl InboxBot {
+    /// Whether the decision needs no I/O (the rules bot, or no bot at all).
+    pub fn is_local(&self) -> bool {
+        self.bot.as_ref().is_none_or(|b| b.is_local())
+    }
+}
+
 struct Cached {
     at: Instant,
     bot: InboxBot,

@@ -17,7 +17,7 @@ mod rules;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-pub use config::{Bots, RulesFile};
+pub use config::{Bots, InboxBot, RulesFile};
 pub use http::HttpBot;
 pub use rules::{RulesBot, builtin_intents};
 
@@ -77,4 +77,10 @@ pub enum BotError {
 /// A bot. Implementations are shared across jobs (`Arc<dyn Bot>`) and called concurrently.
 pub trait Bot: Send + Sync {
     fn decide<'a>(&'a self, input: &'a BotInput) -> BoxFuture<'a, Result<BotDecision, BotError>>;
+
+    /// Whether `decide` answers at once, without I/O (the rules bot): such a bot may run inside
+    /// the transaction that stores the message, saving a second one.
+    fn is_local(&self) -> bool {
+        false
+    }
 }

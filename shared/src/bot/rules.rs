@@ -139,6 +139,10 @@ impl Bot for RulesBot {
     fn decide<'a>(&'a self, input: &'a BotInput) -> BoxFuture<'a, Result<BotDecision, BotError>> {
         Box::pin(async move { Ok(self.decide_now(input)) })
     }
+
+    fn is_local(&self) -> bool {
+        true
+    }
 }
 
 fn compile(pattern: &str) -> Result<Pattern, String> {

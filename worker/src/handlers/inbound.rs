@@ -1,4 +1,5 @@
-//! A customer message, step one: store it. In one transaction: find or create the contact
+//! A customer message, step one: store it (and, when the inbox's bot needs no I/O, answer it in
+//! the same transaction). In one transaction: find or create the contact
 //! (locked, which serialises this customer's messages from here on), find or open their session
 //! (`session.created`), store the message unless its provider id is known (`message.ready`).
 //! A duplicate whose bot step is done is a successful no-op (after sending anything an earlier
@@ -6,6 +7,7 @@
 //! [`super::respond`] like a new message.
 
 use shared::{
+    bot::InboxBot,
     conversation::{
         Contact, Message, Session, contacts, directory,
         messages::{self, Stored},
@@ -30,7 +32,9 @@ pub struct Landed {
 
 pub async fn handle(p: &Pipeline, job: &Job) -> Result<(), JobError> {
     let inbound = parse::inbound(job).map_err(JobError::permanent)?;
-    let landed = store(p, job, &inbound).await?;
+    let inbox_bot = p.bots.for_inbox(&inbound.inbox_id).await?;
+    let local = inbox_bot.is_local().then_some(&inbox_bot);
+    let landed = store(p, job, &inbound, local).await?;
     if landed.duplicate {
         // A rerun: whatever an earlier attempt committed but did not get out goes now.
         let origin = job.id.to_string();
@@ -46,7 +50,13 @@ pub async fn handle(p: &Pipeline, job: &Job) -> Result<(), JobError> {
     respond::respond(p, job, &inbound, landed).await
 }
 
-async fn store(p: &Pipeline, job: &Job, inbound: &parse::Inbound) -> Result<Landed, JobError> {
+/// Step one; with a local bot, step two in the same transaction.
+async fn store(
+    p: &Pipeline,
+    job: &Job,
+    inbound: &parse::Inbound,
+    local_bot: Option<&InboxBot>,
+) -> Result<Landed, JobError> {
     let mut tx = p
         .conversations
         .begin(&inbound.tenant_id, &job.id.to_string())
@@ -62,13 +72,21 @@ async fn store(p: &Pipeline, job: &Job, inbound: &parse::Inbound) -> Result<Land
         if duplicate {
             tracing::debug!(message_id = %stored.message().id, "duplicate provider message");
         }
-        Ok(Landed {
+        let mut landed = Landed {
             kind,
             contact,
             session,
             message: stored.message().clone(),
             duplicate,
-        })
+        };
+        if let Some(inbox_bot) = local_bot
+            && !duplicate
+            && landed.message.processed_at.is_none()
+        {
+            respond::respond_in(&mut tx, inbound, &landed, inbox_bot).await?;
+            landed.message.processed_at = Some(chrono::Utc::now());
+        }
+        Ok(landed)
     }
     .await;
     let (landed, effects) = tx.finish(result).await?;

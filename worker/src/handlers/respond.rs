@@ -1,13 +1,14 @@
-//! A customer message, step two: answer it. The bot decides outside any transaction (an HTTP
-//! bot may take seconds), then one transaction applies the decision — unless another attempt
-//! already did (`processed_at` under the message's row lock) or an agent took the session
-//! meanwhile. The decision's effects, in order: the bot's reply (`message.ready`, a
+//! A customer message, step two: answer it. A local bot (the rules bot, or none) decides inside
+//! the transaction that stored the message ([`respond_in`]). A remote bot decides outside any
+//! transaction (an HTTP bot may take seconds), then one transaction applies the decision
+//! ([`respond`]) — unless another attempt already did (`processed_at` under the message's row
+//! lock) or an agent took the session meanwhile. The decision's effects, in order: the bot's reply (`message.ready`, a
 //! `deliveries` job), then the handoff if asked for or if the inbox's limit of unrecognised
 //! messages in a row is reached. A reply of 1–5 while a CSAT survey waits is its answer.
 
 use serde_json::json;
 use shared::{
-    bot::{BotDecision, BotError, BotInput, is_handoff_postback},
+    bot::{BotDecision, BotError, BotInput, InboxBot, is_handoff_postback},
     conversation::{
         ConversationError, Tx, csat,
         handoff::{self, Trigger},
@@ -40,6 +41,28 @@ pub const HANDOFF_AFTER_UNRECOGNISED: &str =
 /// The reply to a CSAT answer.
 pub const CSAT_THANKS: &str = "Thank you for your feedback!";
 
+/// Decides and applies in the caller's transaction, for a bot that needs no I/O.
+pub async fn respond_in(
+    tx: &mut Tx,
+    inbound: &Inbound,
+    landed: &Landed,
+    inbox_bot: &InboxBot,
+) -> Result<(), ConversationError> {
+    let decision = match fixed(tx, inbound, landed).await? {
+        Some(decision) => decision,
+        None => match inbox_bot.bot.as_deref() {
+            None => Decision::NoBot,
+            Some(bot) => bot
+                .decide(&input(inbound, landed))
+                .await
+                .map(Decision::Bot)
+                .map_err(|e| ConversationError::invalid("bot", e.to_string()))?,
+        },
+    };
+    apply(tx, landed, Some(decision), &inbox_bot.settings).await
+}
+
+/// Asks a remote bot outside any transaction, then applies its decision in one.
 pub async fn respond(
     p: &Pipeline,
     job: &Job,
@@ -47,18 +70,49 @@ pub async fn respond(
     landed: Landed,
 ) -> Result<(), JobError> {
     if landed.session.state().map_err(JobError::from)? != SessionState::Bot {
-        return finish(
-            p,
-            job,
-            &landed,
-            None,
-            &InboxSettings::defaults(&landed.session.inbox_id),
-        )
-        .await;
+        let defaults = InboxSettings::defaults(&landed.session.inbox_id);
+        return finish(p, job, &landed, None, &defaults).await;
     }
     let inbox_bot = p.bots.for_inbox(&landed.session.inbox_id).await?;
     let decision = decide(p, inbound, &landed, inbox_bot.bot.as_deref()).await?;
     finish(p, job, &landed, Some(decision), &inbox_bot.settings).await
+}
+
+/// What needs no bot: the answer to a waiting CSAT survey, or a "connect agent" button.
+async fn fixed(
+    tx: &mut Tx,
+    inbound: &Inbound,
+    landed: &Landed,
+) -> Result<Option<Decision>, ConversationError> {
+    if let Some(score) = csat::score_from_text(&landed.message.body)
+        && let Some(survey) = csat::pending(tx, &landed.session.id).await?
+    {
+        return Ok(Some(Decision::CsatAnswer {
+            survey_id: survey.id,
+            score,
+        }));
+    }
+    if inbound.postback.as_deref().is_some_and(is_handoff_postback) {
+        return Ok(Some(Decision::Bot(BotDecision {
+            intent: Some("handoff".into()),
+            reply: None,
+            handoff: true,
+            recognised: true,
+        })));
+    }
+    Ok(None)
+}
+
+fn input(inbound: &Inbound, landed: &Landed) -> BotInput {
+    BotInput {
+        tenant_id: landed.session.tenant_id.clone(),
+        inbox_id: landed.session.inbox_id.clone(),
+        session_id: landed.session.id.clone(),
+        message_id: landed.message.id.clone(),
+        text: landed.message.body.clone(),
+        postback: inbound.postback.clone(),
+        contact_name: landed.contact.name.clone(),
+    }
 }
 
 async fn decide(
@@ -67,48 +121,29 @@ async fn decide(
     landed: &Landed,
     bot: Option<&dyn shared::bot::Bot>,
 ) -> Result<Decision, JobError> {
-    if let Some(score) = csat::score_from_text(&landed.message.body)
-        && let Some(survey_id) = pending_survey(p, landed).await?
-    {
-        return Ok(Decision::CsatAnswer { survey_id, score });
-    }
-    if inbound.postback.as_deref().is_some_and(is_handoff_postback) {
-        return Ok(Decision::Bot(BotDecision {
-            intent: Some("handoff".into()),
-            reply: None,
-            handoff: true,
-            recognised: true,
-        }));
+    let maybe_fixed =
+        csat::score_from_text(&landed.message.body).is_some() || inbound.postback.is_some();
+    if maybe_fixed {
+        let mut tx = p
+            .conversations
+            .begin(&landed.session.tenant_id, "bot-check")
+            .await?;
+        let fixed = fixed(&mut tx, inbound, landed).await;
+        tx.rollback().await?;
+        if let Some(decision) = fixed? {
+            return Ok(decision);
+        }
     }
     let Some(bot) = bot else {
         return Ok(Decision::NoBot);
     };
-    let input = BotInput {
-        tenant_id: landed.session.tenant_id.clone(),
-        inbox_id: landed.session.inbox_id.clone(),
-        session_id: landed.session.id.clone(),
-        message_id: landed.message.id.clone(),
-        text: landed.message.body.clone(),
-        postback: inbound.postback.clone(),
-        contact_name: landed.contact.name.clone(),
-    };
-    bot.decide(&input)
+    bot.decide(&input(inbound, landed))
         .await
         .map(Decision::Bot)
         .map_err(|e| match e {
             BotError::Transient(m) => JobError::Transient(m),
             BotError::Permanent(m) => JobError::Permanent(m),
         })
-}
-
-async fn pending_survey(p: &Pipeline, landed: &Landed) -> Result<Option<String>, JobError> {
-    let mut tx = p
-        .conversations
-        .begin(&landed.session.tenant_id, "csat-check")
-        .await?;
-    let pending = csat::pending(&mut tx, &landed.session.id).await;
-    tx.rollback().await?;
-    Ok(pending?.map(|s| s.id))
 }
 
 /// Applies `decision` (none: the session is not on the bot path) in one transaction.
