@@ -83,6 +83,35 @@ impl Tx {
 
     /// Commits; returns what is to be published and enqueued now.
     pub async fn commit(mut self) -> Result<Effects, ConversationError> {
+        // Webhook subscriptions: one `webhook.fanout` job for this transaction's events,
+        // staged with them so that a committed event always reaches fan-out.
+        let event_ids: Vec<String> = self
+            .effects
+            .events
+            .iter()
+            .map(|e| e.envelope.id.clone())
+            .collect();
+        let correlation = self
+            .effects
+            .events
+            .first()
+            .map(|e| e.envelope.correlation_id.clone())
+            .unwrap_or_default();
+        if let Some(staged) =
+            crate::webhooks::fanout_job::staged(&self.ctx.tenant_id, &correlation, event_ids)
+        {
+            // Boxed: keeps the commit future's type small (deeply nested callers overflow the
+            // trait solver otherwise).
+            let stage: std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<(), _>> + Send + '_>,
+            > = Box::pin(outbox::stage_job(
+                &mut self.conn,
+                &self.ctx.causation_id,
+                &staged,
+            ));
+            stage.await?;
+            self.effects.jobs.push(staged);
+        }
         AnsiTransactionManager::commit_transaction(&mut *self.conn).await?;
         Ok(std::mem::take(&mut self.effects))
     }

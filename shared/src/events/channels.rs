@@ -51,13 +51,14 @@ impl Audience {
 use Audience::{Agent, Case, Messages, Queues, Session};
 
 /// The matrix, row by row.
-const MATRIX: [(EventType, &[Audience]); 6] = [
+const MATRIX: [(EventType, &[Audience]); 7] = [
     (types::MESSAGE_READY, &[Messages, Session, Agent]),
     (types::MESSAGE_REPLY_READY, &[Messages, Session, Agent]),
     (types::QUEUE_ITEM_CREATED, &[Agent, Queues]),
     (types::CASE_CLOSED, &[Messages, Session, Agent, Case]),
     (types::CSAT_STARTED, &[Messages, Session, Agent, Case]),
     (types::SESSION_CREATED, &[Session]),
+    (types::SUBSCRIPTION_DISABLED, &[Messages]),
 ];
 
 /// The audiences of `event` (empty: recorded, not broadcast).

@@ -39,8 +39,12 @@ pub const CSAT_RESPONDED: EventType = EventType::new("csat.responded");
 /// An inbox's deliveries stopped: the channel refused our credentials or account.
 pub const INBOX_DELIVERY_PAUSED: EventType = EventType::new("inbox.delivery_paused");
 
+/// A webhook subscription was disabled after consecutive failed deliveries (or a 410 Gone);
+/// its events are kept for recovery.
+pub const SUBSCRIPTION_DISABLED: EventType = EventType::new("subscription.disabled");
+
 /// Every type, for documentation, `/api/events/schemas` and tests.
-pub const ALL: [EventType; 16] = [
+pub const ALL: [EventType; 17] = [
     SESSION_CREATED,
     SESSION_PATH_CHANGED,
     MESSAGE_READY,
@@ -57,6 +61,7 @@ pub const ALL: [EventType; 16] = [
     CSAT_STARTED,
     CSAT_RESPONDED,
     INBOX_DELIVERY_PAUSED,
+    SUBSCRIPTION_DISABLED,
 ];
 
 #[cfg(test)]

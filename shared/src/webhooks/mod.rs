@@ -20,6 +20,7 @@ pub mod config;
 pub mod deliver;
 pub mod deliveries;
 pub mod fanout;
+pub mod fanout_job;
 pub mod limiter;
 pub mod logs;
 pub mod matching;
