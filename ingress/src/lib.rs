@@ -37,6 +37,8 @@ pub struct State {
     pub queues: Queues,
     pub db: DbPool,
     pub inboxes: InboxCache,
+    /// `/api/*` (agent desk, provisioning, failed jobs).
+    pub api: api::Api,
 }
 
 /// The ingress server, bound and ready to serve.
@@ -59,6 +61,7 @@ impl App {
         Ok(Self {
             listener,
             state: Arc::new(State {
+                api: api::Api::new(db.clone(), queues.clone()),
                 config,
                 queues,
                 db,

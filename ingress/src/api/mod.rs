@@ -18,6 +18,7 @@ mod call;
 mod cases;
 mod errors;
 mod events;
+mod failed_jobs;
 mod input;
 mod provisioning;
 mod sessions;
@@ -32,6 +33,8 @@ pub use errors::ApiError;
 #[derive(Clone)]
 pub struct Api {
     pub conversations: Conversations,
+    /// For `/api/failed-jobs` retries (re-enqueueing).
+    pub queues: Queues,
 }
 
 impl Api {
@@ -43,7 +46,8 @@ impl Api {
 
     pub fn with_broadcaster(db: DbPool, queues: Queues, broadcaster: Broadcaster) -> Self {
         Self {
-            conversations: Conversations::new(db, queues, broadcaster, "switchyard.api"),
+            conversations: Conversations::new(db, queues.clone(), broadcaster, "switchyard.api"),
+            queues,
         }
     }
 }
@@ -103,6 +107,11 @@ async fn serve(
         CreateAgent(t) => provisioning::create_agent(&call, &t, request).await,
         TenantKeys(t) => provisioning::keys(&call, &t).await,
         CreateKey(t) => provisioning::create_key(&call, &t, request).await,
+        FailedJobs => failed_jobs::list(&call, request.uri().query()).await,
+        FailedJob(id) => failed_jobs::show(&call, &id).await,
+        ForgetFailedJob(id) => failed_jobs::forget_one(&call, &id).await,
+        RetryFailedJobs => failed_jobs::retry(&call, request).await,
+        ForgetFailedJobs => failed_jobs::forget(&call, request).await,
     }
 }
 
@@ -135,6 +144,11 @@ enum Endpoint {
     CreateAgent(String),
     TenantKeys(String),
     CreateKey(String),
+    FailedJobs,
+    FailedJob(String),
+    ForgetFailedJob(String),
+    RetryFailedJobs,
+    ForgetFailedJobs,
 }
 
 impl Endpoint {
@@ -174,6 +188,14 @@ impl Endpoint {
             ["tenants", t, "api-keys"] if get => Self::TenantKeys(id(t)),
             ["tenants", t, "api-keys"] if post => Self::CreateKey(id(t)),
             ["tenants", _, "inboxes" | "agents" | "api-keys"] => return wrong("GET, POST"),
+            ["failed-jobs"] if get => Self::FailedJobs,
+            ["failed-jobs"] => return wrong("GET"),
+            ["failed-jobs", "retry"] if post => Self::RetryFailedJobs,
+            ["failed-jobs", "forget"] if post => Self::ForgetFailedJobs,
+            ["failed-jobs", "retry" | "forget"] => return wrong("POST"),
+            ["failed-jobs", j] if get => Self::FailedJob(id(j)),
+            ["failed-jobs", j] if method == Method::DELETE => Self::ForgetFailedJob(id(j)),
+            ["failed-jobs", _] => return wrong("GET, DELETE"),
             _ => return Err(ApiError::UnknownRoute),
         })
     }

@@ -96,6 +96,9 @@ impl Route {
 
 /// Answers one request; never fails (every error becomes its answer).
 pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    if crate::api::owns(request.uri().path()) {
+        return serve_api(&state, request).await;
+    }
     let route = Route::of(request.method(), request.uri().path());
     let ctx = Ctx {
         correlation_id: correlation_id(request.headers()),
@@ -113,6 +116,27 @@ pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<F
             widget::allow_cross_origin(response.headers_mut());
         }
         metrics::request(route.label(), response.status().as_u16());
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// `/api/*`: answered by [`crate::api::handle`] as JSON, with the correlation id echoed.
+async fn serve_api(state: &State, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let correlation_id = correlation_id(request.headers());
+    let span = tracing::info_span!("request", route = "/api", correlation_id = %correlation_id);
+    async move {
+        // Type-erased: the API's future is deep enough to overflow the server's `Send` check.
+        let answer: std::pin::Pin<
+            Box<dyn std::future::Future<Output = crate::api::Answer> + Send + '_>,
+        > = Box::pin(crate::api::handle(&state.api, &correlation_id, request));
+        let crate::api::Answer(status, body) = answer.await;
+        let mut response = response(status, "application/json", body.to_string());
+        if let Ok(value) = header::HeaderValue::from_str(&correlation_id) {
+            response.headers_mut().insert("x-correlation-id", value);
+        }
+        metrics::request("/api", response.status().as_u16());
         response
     }
     .instrument(span)

@@ -1,6 +1,7 @@
 //! Ingress integration tests: the real server on port 0, real Redis, real Postgres.
 
 mod email;
+mod failed_jobs;
 mod helpers;
 mod meta;
 mod redis_outage;
