@@ -14,6 +14,7 @@ mod http;
 mod isolation;
 mod journey;
 mod transitions;
+mod webhooks;
 
 use std::{
     sync::{Arc, Mutex},
