@@ -22,6 +22,8 @@ mod failed_jobs;
 mod input;
 mod provisioning;
 mod sessions;
+mod subscriptions;
+mod webhook_events;
 
 use hyper::{Method, Request, StatusCode, body::Incoming};
 use serde_json::Value;
@@ -79,6 +81,27 @@ async fn serve(
     request_id: &str,
     request: Request<Incoming>,
 ) -> Result<Answer, ApiError> {
+    // Webhook subscriptions and the events API (issue 7): their own routers.
+    if let Some(route) = subscriptions::Route::of(request.method(), request.uri().path()) {
+        let route = route?;
+        let principal = auth::authenticate(api, request.headers()).await?;
+        let call = Call {
+            api,
+            request_id,
+            principal,
+        };
+        return Box::pin(subscriptions::serve(&call, route, request)).await;
+    }
+    if let Some(route) = webhook_events::Route::of(request.method(), request.uri().path()) {
+        let route = route?;
+        let principal = auth::authenticate(api, request.headers()).await?;
+        let call = Call {
+            api,
+            request_id,
+            principal,
+        };
+        return Box::pin(webhook_events::serve(&call, route, request.uri().query())).await;
+    }
     let endpoint = Endpoint::of(request.method(), request.uri().path())?;
     let principal = auth::authenticate(api, request.headers()).await?;
     let call = Call {
