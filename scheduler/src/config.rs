@@ -6,6 +6,10 @@
 //! | `SCHEDULE_PRUNE_FAILED_JOBS` | `17 * * * *` | when old failed jobs are pruned |
 //! | `FAILED_JOBS_RETENTION_DAYS` | `14` | failed jobs older than this are pruned; `0` keeps them forever |
 //! | `SCHEDULE_TRIM_STREAMS` | `*/5 * * * *` | when acked stream entries are trimmed |
+//! | `SCHEDULE_PRUNE_EVENT_LOGS` | `37 3 * * *` | when old `event_logs` rows are pruned |
+//! | `EVENT_LOG_RETENTION_DAYS` | `90` | events older than this are pruned; `0` keeps them forever |
+//! | `SCHEDULE_PRUNE_WEBHOOK_LOGS` | `47 * * * *` | when old webhook logs/deliveries are pruned |
+//! | `WEBHOOK_RETENTION_DAYS` | `14` | (shared with the webhook fan-out) webhook logs older than this are pruned; `0` keeps them |
 //!
 //! Schedules are UTC cron expressions, `@every <duration>` or `off` (see `schedule.rs`).
 
@@ -21,6 +25,14 @@ pub struct PeriodicConfig {
     pub failed_jobs_retention_days: u32,
     /// SCHEDULE_TRIM_STREAMS.
     pub trim_streams: Schedule,
+    /// SCHEDULE_PRUNE_EVENT_LOGS; off when the retention is 0.
+    pub prune_event_logs: Schedule,
+    /// EVENT_LOG_RETENTION_DAYS.
+    pub event_log_retention_days: u32,
+    /// SCHEDULE_PRUNE_WEBHOOK_LOGS; off when the retention is 0.
+    pub prune_webhook_logs: Schedule,
+    /// WEBHOOK_RETENTION_DAYS.
+    pub webhook_retention_days: u32,
 }
 
 impl PeriodicConfig {
@@ -30,7 +42,21 @@ impl PeriodicConfig {
         if failed_jobs_retention_days == 0 {
             prune_failed_jobs = Schedule::Off;
         }
+        let event_log_retention_days = env_parse("EVENT_LOG_RETENTION_DAYS", 90u32)?;
+        let mut prune_event_logs = schedule("SCHEDULE_PRUNE_EVENT_LOGS", "37 3 * * *")?;
+        if event_log_retention_days == 0 {
+            prune_event_logs = Schedule::Off;
+        }
+        let webhook_retention_days = env_parse("WEBHOOK_RETENTION_DAYS", 14u32)?;
+        let mut prune_webhook_logs = schedule("SCHEDULE_PRUNE_WEBHOOK_LOGS", "47 * * * *")?;
+        if webhook_retention_days == 0 {
+            prune_webhook_logs = Schedule::Off;
+        }
         Ok(Self {
+            prune_event_logs,
+            event_log_retention_days,
+            prune_webhook_logs,
+            webhook_retention_days,
             prune_failed_jobs,
             failed_jobs_retention_days,
             trim_streams: schedule("SCHEDULE_TRIM_STREAMS", "*/5 * * * *")?,

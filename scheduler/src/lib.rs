@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod housekeeping;
 pub mod periodic;
+pub mod retention;
 pub mod schedule;
 
 use std::{sync::Arc, time::Duration};

@@ -6,6 +6,7 @@ use scheduler::{
     PeriodicTask, Scheduler, SchedulerConfig,
     config::PeriodicConfig,
     housekeeping::{PruneFailedJobs, TrimStreams},
+    retention::{PruneEventLogs, PruneWebhookLogs},
 };
 use shared::{
     config::StoreConfig,
@@ -53,7 +54,7 @@ async fn main() -> anyhow::Result<()> {
         .with_periodic(PeriodicTask::new(
             periodic.prune_failed_jobs,
             PruneFailedJobs {
-                failed: FailedJobs::new(db),
+                failed: FailedJobs::new(db.clone()),
                 retention: chrono::Duration::days(periodic.failed_jobs_retention_days.into()),
             },
         ))
@@ -62,6 +63,22 @@ async fn main() -> anyhow::Result<()> {
             TrimStreams {
                 queues,
                 names: config.queues,
+            },
+        ))
+        .with_periodic(PeriodicTask::new(
+            periodic.prune_event_logs,
+            PruneEventLogs {
+                db: db.clone(),
+                retention: chrono::Duration::days(periodic.event_log_retention_days.into()),
+            },
+        ))
+        .with_periodic(PeriodicTask::new(
+            periodic.prune_webhook_logs,
+            PruneWebhookLogs {
+                db,
+                retention: std::time::Duration::from_secs(
+                    u64::from(periodic.webhook_retention_days) * 86_400,
+                ),
             },
         ));
     scheduler.run(stop).await;

@@ -3,6 +3,7 @@
 
 mod housekeeping;
 mod periodic;
+mod retention;
 
 use std::{
     sync::{Arc, Mutex},
