@@ -4,7 +4,8 @@
 //! how to drive a conversation through the running fleet.
 //!
 //! Every command goes through shared::conversation and shared::inboxes, the same code the
-//! operator API uses; this file only parses flags and prints. Output is one line per row, or
+//! operator API uses; this file only parses flags and prints. `relay-outbox` sends what a crash
+//! or a Redis outage left in the outbox, for operators (the workers do it on their own as well). Output is one line per row, or
 //! JSON with `--json`. Secrets are printed only when created (API tokens cannot be shown again).
 
 use anyhow::Context;
@@ -51,6 +52,12 @@ pub enum AdminCommand {
     ApiKeys(KeyCommand),
     /// A demo tenant with a WAHA inbox, an agent and API keys; prints how to try it.
     SeedDemo(SeedArgs),
+    /// Publishes events and enqueues follow-up jobs still waiting in the outbox (left by a crash
+    /// or a Redis outage) that are older than `--older-than` seconds.
+    RelayOutbox {
+        #[arg(long, default_value_t = 10)]
+        older_than: u64,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -236,6 +243,19 @@ pub async fn run(args: AdminArgs) -> anyhow::Result<()> {
         AdminCommand::Agents(c) => agent(&conversations, c, &out).await,
         AdminCommand::ApiKeys(c) => keys(&conversations, c, &out).await,
         AdminCommand::SeedDemo(a) => crate::admin_demo::seed(&conversations, &a, &out).await,
+        AdminCommand::RelayOutbox { older_than } => {
+            let age = std::time::Duration::from_secs(older_than);
+            let mut sent = 0;
+            loop {
+                let n = conversations.outbox.relay_stale(age, 500).await?;
+                sent += n;
+                if n < 500 {
+                    break;
+                }
+            }
+            out.one("relayed", &json!({ "rows": sent }));
+            Ok(())
+        }
     }
 }
 
