@@ -4,9 +4,10 @@
 //! how to drive a conversation through the running fleet.
 //!
 //! Every command goes through shared::conversation and shared::inboxes, the same code the
-//! operator API uses; this file only parses flags and prints. `relay-outbox` sends what a crash
-//! or a Redis outage left in the outbox, for operators (the workers do it on their own as well). Output is one line per row, or
+//! operator API uses; this file only parses flags and prints. Output is one line per row, or
 //! JSON with `--json`. Secrets are printed only when created (API tokens cannot be shown again).
+//! `relay-outbox` sends what a crash or a Redis outage left in the outbox (the workers do it on
+//! their own as well).
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
