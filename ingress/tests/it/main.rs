@@ -6,5 +6,6 @@ mod helpers;
 mod meta;
 mod redis_outage;
 mod server;
+mod subscriptions;
 mod waha;
 mod widget;
