@@ -175,7 +175,21 @@ pub(crate) async fn serve(
                 json!({ "id": id, "secret": secret, "previous_secret_valid_secs": overlap.as_secs() }),
             ))
         }
-        Recover(id) | Replay(id) => {
+        Replay(id) => {
+            input::path_id(&id, "subscription")?;
+            let body = optional_object(request).await?;
+            let since = since(&body)?.ok_or_else(|| ApiError::invalid("since", "is required"))?;
+            let replayed = hooks(call)?
+                .replay(&tenant, &id, since)
+                .await
+                .map_err(failed)?
+                .ok_or_else(|| not_found(&id))?;
+            Ok(Answer(
+                StatusCode::ACCEPTED,
+                json!({ "since": replayed.since, "event_ids": replayed.event_ids }),
+            ))
+        }
+        Recover(id) => {
             input::path_id(&id, "subscription")?;
             let body = optional_object(request).await?;
             let since = since(&body)?;

@@ -27,6 +27,7 @@ pub mod matching;
 pub mod probe;
 pub mod record;
 pub mod recover;
+pub mod replay;
 pub mod schedule;
 pub mod signing;
 pub mod ssrf;

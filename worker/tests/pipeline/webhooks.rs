@@ -172,4 +172,58 @@ async fn a_pipeline_event_reaches_a_subscriber_signed() {
         ids.iter()
             .all(|id| logged.iter().any(|e| &e.envelope.id == id))
     );
+    // Replay: the delivered events again, oldest first, with their original webhook-id.
+    let since = chrono::Utc::now() - chrono::Duration::hours(1);
+    let replayed = hooks
+        .replay(&w.tenant_id, &created.subscription.id, since)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replayed.event_ids.len(), ready);
+    let again: Vec<_> = stream_jobs(&w.redis, "webhooks")
+        .await
+        .into_iter()
+        .filter(|j| j.kind == webhooks::DELIVER_KIND && j.payload["attempt"] == 2)
+        .collect();
+    assert_eq!(again.len(), ready);
+    for d in &again {
+        w.run(d).await.unwrap();
+    }
+    let seen = hook.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2 * ready);
+    let mut replayed_ids: Vec<String> = seen[ready..]
+        .iter()
+        .map(|(h, _)| header(h, "webhook-id").to_owned())
+        .collect();
+    replayed_ids.sort();
+    ids.sort();
+    assert_eq!(replayed_ids, ids);
+
+    // A subscription created later gets every matching event it never saw.
+    let late = webhooks::subscriptions::create(
+        &w.db.pool,
+        &w.tenant_id,
+        NewSubscription {
+            url: hook.url.clone(),
+            event_types: vec!["*".into()],
+            ..NewSubscription::default()
+        },
+    )
+    .await
+    .unwrap();
+    let replayed = hooks
+        .replay(&w.tenant_id, &late.subscription.id, since)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(replayed.event_ids.len(), logged.len());
+    // Another tenant's subscription id is not found.
+    let (other, _) = super::tenant(&w.db, "Other").await;
+    assert!(
+        hooks
+            .replay(&other, &late.subscription.id, since)
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
