@@ -9,6 +9,9 @@
 //! | `SCHEDULE_PRUNE_EVENT_LOGS` | `37 3 * * *` | when old `event_logs` rows are pruned |
 //! | `EVENT_LOG_RETENTION_DAYS` | `90` | events older than this are pruned; `0` keeps them forever |
 //! | `SCHEDULE_PRUNE_WEBHOOK_LOGS` | `47 * * * *` | when old webhook logs/deliveries are pruned |
+//! | `SCHEDULE_SLA_SWEEP` | `* * * * *` | when waiting queue items are checked against their inbox's SLA thresholds |
+//! | `SCHEDULE_EXPIRE_CSAT` | `*/5 * * * *` | when unanswered CSAT surveys are expired |
+//! | `CSAT_EXPIRY_DEFAULT` | `24h` | how long a survey waits for an answer when its inbox sets no `csat_expiry_secs` |
 //! | `WEBHOOK_RETENTION_DAYS` | `14` | (shared with the webhook fan-out) webhook logs older than this are pruned; `0` keeps them |
 //!
 //! Schedules are UTC cron expressions, `@every <duration>` or `off` (see `schedule.rs`).
@@ -25,6 +28,12 @@ pub struct PeriodicConfig {
     pub failed_jobs_retention_days: u32,
     /// SCHEDULE_TRIM_STREAMS.
     pub trim_streams: Schedule,
+    /// SCHEDULE_SLA_SWEEP.
+    pub sla_sweep: Schedule,
+    /// SCHEDULE_EXPIRE_CSAT.
+    pub expire_csat: Schedule,
+    /// CSAT_EXPIRY_DEFAULT.
+    pub csat_expiry_default: std::time::Duration,
     /// SCHEDULE_PRUNE_EVENT_LOGS; off when the retention is 0.
     pub prune_event_logs: Schedule,
     /// EVENT_LOG_RETENTION_DAYS.
@@ -52,7 +61,16 @@ impl PeriodicConfig {
         if webhook_retention_days == 0 {
             prune_webhook_logs = Schedule::Off;
         }
+        let csat_expiry = env_or("CSAT_EXPIRY_DEFAULT", "24h");
+        let csat_expiry_default =
+            humantime::parse_duration(&csat_expiry).map_err(|e| ConfigError::Invalid {
+                name: "CSAT_EXPIRY_DEFAULT",
+                reason: e.to_string(),
+            })?;
         Ok(Self {
+            sla_sweep: schedule("SCHEDULE_SLA_SWEEP", "* * * * *")?,
+            expire_csat: schedule("SCHEDULE_EXPIRE_CSAT", "*/5 * * * *")?,
+            csat_expiry_default,
             prune_event_logs,
             event_log_retention_days,
             prune_webhook_logs,

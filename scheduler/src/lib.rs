@@ -16,6 +16,7 @@ pub mod housekeeping;
 pub mod periodic;
 pub mod retention;
 pub mod schedule;
+pub mod sla;
 
 use std::{sync::Arc, time::Duration};
 

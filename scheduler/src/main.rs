@@ -7,6 +7,7 @@ use scheduler::{
     config::PeriodicConfig,
     housekeeping::{PruneFailedJobs, TrimStreams},
     retention::{PruneEventLogs, PruneWebhookLogs},
+    sla::{ExpireCsat, SlaSweep},
 };
 use shared::{
     config::StoreConfig,
@@ -50,7 +51,27 @@ async fn main() -> anyhow::Result<()> {
     }
     let queues = Queues::new(stores.redis_url.expose(), &stores.prefix)?;
     let db = shared::db::pool(stores.database_url.expose(), 2)?;
+    let conversations = shared::conversation::Conversations::new(
+        db.clone(),
+        queues.clone(),
+        shared::events::Broadcaster::from_env(queues.clone()),
+        "switchyard.scheduler",
+    );
     let scheduler = Scheduler::new(queues.clone(), config.clone())
+        .with_periodic(PeriodicTask::new(
+            periodic.sla_sweep,
+            SlaSweep {
+                conversations: conversations.clone(),
+            },
+        ))
+        .with_periodic(PeriodicTask::new(
+            periodic.expire_csat,
+            ExpireCsat {
+                conversations,
+                default_expiry: chrono::Duration::from_std(periodic.csat_expiry_default)
+                    .unwrap_or(chrono::Duration::days(1)),
+            },
+        ))
         .with_periodic(PeriodicTask::new(
             periodic.prune_failed_jobs,
             PruneFailedJobs {

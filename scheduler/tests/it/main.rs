@@ -4,6 +4,7 @@
 mod housekeeping;
 mod periodic;
 mod retention;
+mod sla;
 
 use std::{
     sync::{Arc, Mutex},

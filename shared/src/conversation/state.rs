@@ -198,7 +198,7 @@ impl StateMachine for QueueItemState {
     }
 }
 
-states!(CsatState, "csat survey", [Sent => "sent", Responded => "responded"]);
+states!(CsatState, "csat survey", [Sent => "sent", Responded => "responded", Expired => "expired"]);
 
 impl StateMachine for CsatState {
     const ENTITY: &'static str = "csat survey";
@@ -207,7 +207,11 @@ impl StateMachine for CsatState {
         self.text()
     }
     fn can_become(self, next: Self) -> bool {
-        matches!((self, next), (Self::Sent, Self::Responded))
+        // Expired: unanswered past its inbox's expiry (the scheduler's `expire-csat`).
+        matches!(
+            (self, next),
+            (Self::Sent, Self::Responded) | (Self::Sent, Self::Expired)
+        )
     }
 }
 
@@ -267,7 +271,10 @@ mod tests {
     fn queue_items_and_surveys() {
         use QueueItemState::*;
         check(&[(Waiting, Assigned), (Waiting, Done), (Assigned, Done)]);
-        check(&[(CsatState::Sent, CsatState::Responded)]);
+        check(&[
+            (CsatState::Sent, CsatState::Responded),
+            (CsatState::Sent, CsatState::Expired),
+        ]);
     }
 
     #[test]

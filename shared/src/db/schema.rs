@@ -322,3 +322,21 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    inbox_sla (inbox_id) {
+        inbox_id -> Text,
+        warning_secs -> Nullable<Int4>,
+        breach_secs -> Nullable<Int4>,
+        csat_expiry_secs -> Nullable<Int4>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sla_notices (queue_item_id, level) {
+        queue_item_id -> Text,
+        level -> Text,
+        emitted_at -> Timestamptz,
+    }
+}
