@@ -26,6 +26,10 @@ struct Hook {
 
 impl Hook {
     async fn start() -> Self {
+        Self::answering(200).await
+    }
+
+    async fn answering(status: u16) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -62,9 +66,10 @@ impl Hook {
                         }
                         let body = buf[end + 4..end + 4 + len].to_vec();
                         record.lock().unwrap().push((headers, body));
-                        let _ = socket
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
-                            .await;
+                        let reply = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                        );
+                        let _ = socket.write_all(reply.as_bytes()).await;
                         return;
                     }
                 });
@@ -226,4 +231,69 @@ async fn a_pipeline_event_reaches_a_subscriber_signed() {
             .unwrap()
             .is_none()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_subscription_is_logged_and_broadcast_as_an_event() {
+    let mut w = World::new().await;
+    let hooks = Webhooks::new(w.db.pool.clone(), w.redis.queues.clone(), loopback_config())
+        .unwrap()
+        .on_disabled(webhooks::fanout_job::emit_disabled(
+            w.pipeline.conversations.clone(),
+        ));
+    webhooks::fanout_job::register(&mut w.registry, hooks.clone());
+    webhooks::register(&mut w.registry, hooks.clone());
+    let gone = Hook::answering(410).await;
+    let created = webhooks::subscriptions::create(
+        &w.db.pool,
+        &w.tenant_id,
+        NewSubscription {
+            url: gone.url.clone(),
+            event_types: vec!["session.created".into()],
+            ..NewSubscription::default()
+        },
+    )
+    .await
+    .unwrap();
+    let subscriber = w.subscribe(&w.tenant_id).await;
+    w.run(&w.waha("4915112345678@c.us", "wamid-gone-1", "hi"))
+        .await
+        .unwrap();
+    for f in stream_jobs(&w.redis, "webhooks").await {
+        if f.kind == FANOUT_KIND {
+            w.run(&f).await.unwrap();
+        }
+    }
+    for d in stream_jobs(&w.redis, "webhooks").await {
+        if d.kind == webhooks::DELIVER_KIND {
+            w.run(&d).await.unwrap();
+        }
+    }
+    // 410 Gone disables at once; the hook logs and broadcasts subscription.disabled.
+    super::eventually("subscription.disabled in the log", || async {
+        w.event_types()
+            .await
+            .iter()
+            .any(|t| t == "subscription.disabled")
+    })
+    .await;
+    let event = w
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.envelope.event_type == "subscription.disabled")
+        .unwrap();
+    assert_eq!(event.aggregate_id, created.subscription.id);
+    assert_eq!(
+        event.envelope.data["subscription_id"],
+        created.subscription.id.as_str()
+    );
+    assert!(event.channels.iter().any(|c| c.ends_with(".messages")));
+    super::eventually("subscription.disabled broadcast", || async {
+        subscriber
+            .seen()
+            .iter()
+            .any(|(_, p)| p["event"] == "subscription.disabled")
+    })
+    .await;
 }
