@@ -17,6 +17,8 @@ use crate::{GatewayConfig, hub::Hub, protocol};
 /// How many frames may wait for a slow client before it starts missing events.
 const OUTBOX: usize = 256;
 
+// The handshake callback's `Result<Response, ErrorResponse>` is tungstenite's signature, not ours.
+#[allow(clippy::result_large_err)]
 pub async fn serve(stream: TcpStream, hub: Hub, config: GatewayConfig, stop: CancellationToken) {
     let mut path = String::new();
     let accepted =
