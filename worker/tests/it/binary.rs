@@ -113,7 +113,11 @@ async fn sigterm_with_a_backlog_hands_unstarted_jobs_back_and_exits() {
     assert_eq!(stats.pending, 0, "nothing left in flight");
     let done = h.receipts().await as u64;
     assert!(done < 2_000, "the backlog was not simply finished");
-    assert_eq!(done + stats.length, 2_000, "every job is either done or back in the stream");
+    assert_eq!(
+        done + stats.length,
+        2_000,
+        "every job is either done or back in the stream"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -35,7 +35,11 @@ async fn enqueue_returns_after_the_entry_exists_and_errors_when_redis_is_unreach
 
     let dead = Queues::new("redis://127.0.0.1:1", "dead").unwrap();
     assert!(dead.enqueue(&sent).await.is_err());
-    assert!(dead.enqueue_batch(std::slice::from_ref(&sent)).await.is_err());
+    assert!(
+        dead.enqueue_batch(std::slice::from_ref(&sent))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -472,19 +476,48 @@ async fn jobs_enqueued_before_the_first_worker_are_processed() {
 async fn idle_consumers_are_pruned_only_when_they_hold_nothing() {
     let h = Harness::new().await;
     let queue = q("facebook");
-    h.queues().enqueue_batch(&[job("facebook", "noop"), job("facebook", "noop")]).await.unwrap();
+    h.queues()
+        .enqueue_batch(&[job("facebook", "noop"), job("facebook", "noop")])
+        .await
+        .unwrap();
     let holder = StreamConsumer::new(h.queues(), queue.clone(), "holder");
     let idle = StreamConsumer::new(h.queues(), queue.clone(), "idle");
     holder.ensure_group().await.unwrap();
-    let mut conn = holder.reader_connection(Duration::from_millis(50)).await.unwrap();
-    assert_eq!(holder.read(&mut conn, 1, Duration::from_millis(50)).await.unwrap().len(), 1);
+    let mut conn = holder
+        .reader_connection(Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert_eq!(
+        holder
+            .read(&mut conn, 1, Duration::from_millis(50))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     // Redis 7.0 creates a consumer on its first delivery: give `idle` one and let it finish.
-    let done = idle.read(&mut conn, 1, Duration::from_millis(50)).await.unwrap();
-    idle.settle(&[done[0].entry_id.clone()], Settled::Processed).await.unwrap();
+    let done = idle
+        .read(&mut conn, 1, Duration::from_millis(50))
+        .await
+        .unwrap();
+    idle.settle(&[done[0].entry_id.clone()], Settled::Processed)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let pruned = h.queues().prune_idle_consumers(&queue, Duration::from_millis(50)).await.unwrap();
+    let pruned = h
+        .queues()
+        .prune_idle_consumers(&queue, Duration::from_millis(50))
+        .await
+        .unwrap();
     assert_eq!(pruned, 1, "only the consumer without pending entries");
     let stats = h.queues().stats(&queue).await.unwrap();
     assert_eq!((stats.consumers, stats.pending), (1, 1));
-    assert_eq!(h.queues().prune_idle_consumers(&q("email"), Duration::ZERO).await.unwrap(), 0, "no stream yet");
+    assert_eq!(
+        h.queues()
+            .prune_idle_consumers(&q("email"), Duration::ZERO)
+            .await
+            .unwrap(),
+        0,
+        "no stream yet"
+    );
 }
