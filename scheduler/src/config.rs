@@ -42,6 +42,10 @@ pub struct PeriodicConfig {
     pub prune_webhook_logs: Schedule,
     /// WEBHOOK_RETENTION_DAYS.
     pub webhook_retention_days: u32,
+    /// SCHEDULE_RELAY_OUTBOX: events and jobs a crash left in the outbox go out even without traffic.
+    pub relay_outbox: Schedule,
+    /// SCHEDULE_PRUNE_CONSUMERS: consumers left behind by restarted processes are removed.
+    pub prune_consumers: Schedule,
 }
 
 impl PeriodicConfig {
@@ -78,6 +82,8 @@ impl PeriodicConfig {
             prune_failed_jobs,
             failed_jobs_retention_days,
             trim_streams: schedule("SCHEDULE_TRIM_STREAMS", "*/5 * * * *")?,
+            relay_outbox: schedule("SCHEDULE_RELAY_OUTBOX", "@every 10s")?,
+            prune_consumers: schedule("SCHEDULE_PRUNE_CONSUMERS", "23 * * * *")?,
         })
     }
 }

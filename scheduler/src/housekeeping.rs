@@ -2,9 +2,8 @@
 //! entries from every queue's stream. Both are sweeps relative to the run's `now`, safe to run
 //! late or twice.
 //!
-//! Still to come here, once their tables exist: pruning `event_logs` and `webhook_logs` by their
-//! retention (same shape as [`PruneFailedJobs`]), the SLA warning/breach sweep for sessions
-//! waiting on an agent, and CSAT expiry (see `periodic.rs` for how to add one).
+//! Also: relaying what a crash left in the event/job outbox (so it goes out even when no traffic
+//! flows), and pruning consumers that restarted processes left in the groups.
 
 use chrono::{DateTime, Utc};
 use futures::{FutureExt, future::BoxFuture};
@@ -68,6 +67,61 @@ impl PeriodicJob for TrimStreams {
                 "trimmed {total} acked stream entries over {} queues",
                 self.names.len()
             ))
+        }
+        .boxed()
+    }
+}
+
+/// Sends broadcasts and follow-up jobs a crash left in the outbox (rows older than 10 s).
+pub struct RelayOutbox {
+    pub outbox: shared::events::Outbox,
+}
+
+impl RelayOutbox {
+    pub const NAME: &'static str = "relay-outbox";
+}
+
+impl PeriodicJob for RelayOutbox {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn run(&self, _ctx: RunContext) -> BoxFuture<'_, anyhow::Result<String>> {
+        async move {
+            let sent = self
+                .outbox
+                .relay_stale(std::time::Duration::from_secs(10), 500)
+                .await?;
+            Ok(format!("relayed {sent} outbox rows"))
+        }
+        .boxed()
+    }
+}
+
+/// Removes group consumers idle longer than `idle` that hold no pending entries (atomic check,
+/// so an entry is never dropped from a pending list).
+pub struct PruneConsumers {
+    pub queues: Queues,
+    pub names: Vec<QueueName>,
+    pub idle: std::time::Duration,
+}
+
+impl PruneConsumers {
+    pub const NAME: &'static str = "prune-consumers";
+}
+
+impl PeriodicJob for PruneConsumers {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn run(&self, _ctx: RunContext) -> BoxFuture<'_, anyhow::Result<String>> {
+        async move {
+            let mut pruned = 0;
+            for name in &self.names {
+                pruned += self.queues.prune_idle_consumers(name, self.idle).await?;
+            }
+            Ok(format!("pruned {pruned} idle consumers"))
         }
         .boxed()
     }

@@ -5,7 +5,7 @@ use clap::Parser;
 use scheduler::{
     PeriodicTask, Scheduler, SchedulerConfig,
     config::PeriodicConfig,
-    housekeeping::{PruneFailedJobs, TrimStreams},
+    housekeeping::{PruneConsumers, PruneFailedJobs, RelayOutbox, TrimStreams},
     retention::{PruneEventLogs, PruneWebhookLogs},
     sla::{ExpireCsat, SlaSweep},
 };
@@ -58,6 +58,20 @@ async fn main() -> anyhow::Result<()> {
         "switchyard.scheduler",
     );
     let scheduler = Scheduler::new(queues.clone(), config.clone())
+        .with_periodic(PeriodicTask::new(
+            periodic.relay_outbox,
+            RelayOutbox {
+                outbox: conversations.outbox.clone(),
+            },
+        ))
+        .with_periodic(PeriodicTask::new(
+            periodic.prune_consumers,
+            PruneConsumers {
+                queues: queues.clone(),
+                names: config.queues.clone(),
+                idle: std::time::Duration::from_secs(3600),
+            },
+        ))
         .with_periodic(PeriodicTask::new(
             periodic.sla_sweep,
             SlaSweep {
