@@ -3,7 +3,7 @@
 //! Every payload has the same outer shape, built in [`crate::intake::Routing::job`]:
 //! `{"v": 1, "channel", "inbox_id", "tenant_id", "provider_message_id", "received_at",
 //! "context", "raw"}` where `raw` is the provider's JSON for that one message or status,
-//! verbatim, and `context` holds what the provider put around it (see ingress/NOTES.md).
+//! verbatim, and `context` holds what the provider put around it (see docs/ingress.md).
 
 use shared::queue::QueueName;
 

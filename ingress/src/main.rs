@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use ingress::{App, Config};
 
-// glibc's malloc showed up as a fifth of ingress's CPU under load (ingress/NOTES.md, benchmarks).
+// glibc's malloc showed up as a fifth of ingress's CPU under load (docs/ingress.md, benchmarks).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

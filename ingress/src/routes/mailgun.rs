@@ -6,7 +6,7 @@
 //! is accepted once. The token is remembered only after the job is stored, so a delivery that got
 //! a 503 is accepted when Mailgun retries it; a reused token gets 406, which stops Mailgun's
 //! retries. Two requests racing with the same token can both pass the check; the Message-ID
-//! dedup still stores one email once (documented in ingress/NOTES.md).
+//! dedup still stores one email once (documented in docs/ingress.md).
 
 use hyper::{Request, StatusCode, body::Incoming};
 use serde_json::json;

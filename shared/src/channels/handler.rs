@@ -5,7 +5,7 @@
 //! the Redis pause flag of broken inboxes. What is stored in Postgres, and which events are
 //! emitted, belongs to the conversation pipeline: it is reached through [`DeliveryStore`], which
 //! the pipeline implements on its `messages` and `inboxes` tables. Outbound credentials come
-//! through [`SettingsSource`] (the inbox rows do not hold them yet; see NOTES.md).
+//! through [`SettingsSource`] (the inbox rows do not hold them yet; see docs/deliveries.md).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 

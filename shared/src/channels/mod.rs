@@ -13,7 +13,7 @@
 //! `delivery.send` job with it, reaching the database through a trait the pipeline implements.
 //!
 //! This module does not touch Postgres or emit events itself: [`handler::DeliveryStore`] does,
-//! implemented by the conversation pipeline. See NOTES.md beside this file.
+//! implemented by the conversation pipeline. See docs/deliveries.md.
 
 pub mod delivery;
 pub mod email;

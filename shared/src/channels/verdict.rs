@@ -113,7 +113,7 @@ impl SendError {
 pub const DEFAULT_THROTTLE_DELAY: Duration = Duration::from_secs(60);
 
 /// How long a job waits when its inbox is broken: the longest delay the queue allows (an hour),
-/// so that a paused inbox burns as few attempts as possible (see NOTES.md on pausing).
+/// so that a paused inbox burns as few attempts as possible (see docs/deliveries.md on pausing).
 pub const CHANNEL_BROKEN_DELAY: Duration = Duration::from_secs(3600);
 
 /// The one mapping from a verdict to what the queue does with the job.

@@ -11,7 +11,7 @@
 //! [`deliver`] (one attempt), [`record`] (what the attempt means), [`recover`], [`probe`]
 //! (test-webhook). Pure parts: [`matching`], [`signing`], [`schedule`], [`ssrf`].
 //!
-//! See NOTES.md in this folder for the decisions (retries scheduled by the handler, per-endpoint
+//! See docs/webhooks.md for the decisions (retries scheduled by the handler, per-endpoint
 //! limit, SSRF pinning).
 
 pub mod client;

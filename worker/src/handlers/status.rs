@@ -2,7 +2,7 @@
 //! WhatsApp Cloud statuses name the message by its provider id; a callback for a message we do
 //! not know (not sent by this platform, or sent before its provider id was recorded) or one
 //! that would move it backwards is acknowledged and ignored. Messenger's delivery and read
-//! watermarks are acknowledged without effect for now (see worker/PIPELINE_NOTES.md).
+//! watermarks are acknowledged without effect for now (see docs/pipeline.md).
 
 use serde_json::json;
 use shared::{
