@@ -330,3 +330,27 @@ impl Harness {
         DateTime::from_timestamp_millis(due_ms).unwrap()
     }
 }
+
+/// Retention: logs and settled delivery rows older than the retention go; younger ones stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_logs_and_settled_deliveries_are_purged_and_younger_ones_kept() {
+    let h = Harness::new().await;
+    let endpoint = Subscriber::start(Reply::status(200)).await;
+    h.subscribe("t1", &endpoint.url, &["*"], json!({})).await;
+    h.webhooks
+        .fan_out(&h.event("t1", "message.ready", json!({})))
+        .await
+        .unwrap();
+    assert!(matches!(h.drain().await[..], [Outcome::Delivered { .. }]));
+    let retention = Duration::from_secs(14 * 86_400);
+    let day = chrono::Duration::days(1);
+
+    let kept = logs::purge_expired(&h.db.pool, retention, h.now() + day * 13)
+        .await
+        .unwrap();
+    assert_eq!(kept, (0, 0), "younger than the retention");
+    let purged = logs::purge_expired(&h.db.pool, retention, h.now() + day * 15)
+        .await
+        .unwrap();
+    assert_eq!(purged, (1, 1), "the attempt's log and its delivered row");
+}
