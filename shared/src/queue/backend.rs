@@ -484,7 +484,7 @@ where
         let delivery = task.args.clone();
         let verdict = screen(&shared, &delivery);
         let run = verdict.is_none().then(|| self.inner.call(task));
-        async move {
+        let work = async move {
             let entry_id = delivery.entry_id.clone();
             let result = match (delivery.body, verdict) {
                 (Err(bad), _) => fail_undecodable(&shared, &entry_id, &bad).await,
@@ -500,6 +500,14 @@ where
                 error!(error = %e, entry_id, "could not settle job; it stays pending and will be reclaimed");
             }
             result
+        };
+        // apalis polls every job future inside the worker's one stream task; spawning lets the
+        // runtime spread handlers and settling over all cores. The job still counts as in
+        // flight (for graceful shutdown) until this future, which awaits the task, completes.
+        async move {
+            tokio::spawn(work)
+                .await
+                .unwrap_or_else(|e| Err(redis_error(&format!("job task ended abnormally: {e}"))))
         }
         .boxed()
     }
