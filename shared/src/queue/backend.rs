@@ -492,7 +492,9 @@ where
                 (Ok(job), None) => {
                     let span = job_span(&job, &entry_id);
                     let outcome = run_handler(&shared, run).instrument(span.clone()).await;
-                    settle(&shared, &entry_id, &job, outcome).instrument(span).await
+                    settle(&shared, &entry_id, &job, outcome)
+                        .instrument(span)
+                        .await
                 }
             };
             shared.finish(&entry_id);
