@@ -10,6 +10,7 @@ pub mod events;
 pub mod inboxes;
 pub mod jobs;
 pub mod metrics_server;
+pub mod pusher;
 pub mod queue;
 pub mod shutdown;
 pub mod telemetry;

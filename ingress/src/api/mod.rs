@@ -14,6 +14,7 @@
 //! [`handle`] is the whole API behind one function; the ingress router sends `/api/*` here.
 
 mod auth;
+mod broadcasting;
 mod call;
 mod cases;
 mod errors;
@@ -37,6 +38,8 @@ pub struct Api {
     pub conversations: Conversations,
     /// For `/api/failed-jobs` retries (re-enqueueing).
     pub queues: Queues,
+    /// Signs gateway subscriptions (`/api/broadcasting/auth`).
+    pub pusher: shared::pusher::PusherApp,
 }
 
 impl Api {
@@ -50,6 +53,7 @@ impl Api {
         Self {
             conversations: Conversations::new(db, queues.clone(), broadcaster, "switchyard.api"),
             queues,
+            pusher: shared::pusher::PusherApp::from_env(),
         }
     }
 }
@@ -135,6 +139,7 @@ async fn serve(
         ForgetFailedJob(id) => failed_jobs::forget_one(&call, &id).await,
         RetryFailedJobs => failed_jobs::retry(&call, request).await,
         ForgetFailedJobs => failed_jobs::forget(&call, request).await,
+        BroadcastingAuth => broadcasting::auth(&call, request).await,
     }
 }
 
@@ -172,6 +177,7 @@ enum Endpoint {
     ForgetFailedJob(String),
     RetryFailedJobs,
     ForgetFailedJobs,
+    BroadcastingAuth,
 }
 
 impl Endpoint {
@@ -181,6 +187,8 @@ impl Endpoint {
         let id = |s: &&str| (*s).to_owned();
         let wrong = |allow: &'static str| Err(ApiError::MethodNotAllowed(allow));
         Ok(match segments.as_slice() {
+            ["broadcasting", "auth"] if post => Self::BroadcastingAuth,
+            ["broadcasting", "auth"] => return wrong("POST"),
             ["sessions"] if get => Self::Sessions,
             ["sessions"] => return wrong("GET"),
             ["sessions", s] if get => Self::Session(id(s)),

@@ -1,5 +1,6 @@
 //! Ingress integration tests: the real server on port 0, real Redis, real Postgres.
 
+mod broadcasting;
 mod email;
 mod failed_jobs;
 mod helpers;
