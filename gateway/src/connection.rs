@@ -30,7 +30,7 @@ pub async fn serve(stream: TcpStream, hub: Hub, config: GatewayConfig, stop: Can
     let Ok(socket) = accepted else { return };
     let (mut sink, mut source) = socket.split();
 
-    if path.strip_prefix("/app/") != Some(config.app_key.as_str()) {
+    if path.strip_prefix("/app/") != Some(config.pusher.key.as_str()) {
         let _ = sink
             .send(Message::text(protocol::error(4001, "unknown app key")))
             .await;
@@ -139,8 +139,8 @@ fn subscribe(
         .and_then(|a| a.as_str())
         .unwrap_or_default();
     if !protocol::verify(
-        &config.app_key,
-        config.app_secret.expose(),
+        &config.pusher.key,
+        config.pusher.secret.expose(),
         socket_id,
         channel,
         auth,

@@ -12,7 +12,10 @@ pub mod protocol;
 use std::net::SocketAddr;
 
 use futures::StreamExt;
-use shared::config::{Secret, env_or};
+use shared::{
+    config::{Secret, env_or},
+    pusher::PusherApp,
+};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -24,10 +27,9 @@ pub struct GatewayConfig {
     pub redis_url: Secret,
     /// BROADCAST_PREFIX: put in front of every channel name by publishers (Laravel's Redis prefix).
     pub broadcast_prefix: String,
-    /// PUSHER_APP_KEY: the key clients connect with (`/app/{key}`).
-    pub app_key: String,
-    /// PUSHER_APP_SECRET: signs private-channel subscriptions.
-    pub app_secret: Secret,
+    /// PUSHER_APP_KEY / PUSHER_APP_SECRET: the key clients connect with (`/app/{key}`) and the
+    /// secret the API signs private-channel subscriptions with — read by the same code as the API's.
+    pub pusher: PusherApp,
 }
 
 impl GatewayConfig {
@@ -35,8 +37,7 @@ impl GatewayConfig {
         Self {
             redis_url: Secret::new(env_or("REDIS_URL", "redis://127.0.0.1:6379")),
             broadcast_prefix: env_or("BROADCAST_PREFIX", ""),
-            app_key: env_or("PUSHER_APP_KEY", "switchyard"),
-            app_secret: Secret::new(env_or("PUSHER_APP_SECRET", "switchyard-dev-secret")),
+            pusher: PusherApp::from_env(),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::{SinkExt, StreamExt};
 use gateway::{Gateway, GatewayConfig, protocol};
 use serde_json::{Value, json};
-use shared::config::Secret;
+use shared::{config::Secret, pusher::PusherApp};
 use tokio::net::TcpStream;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async, tungstenite::Message};
 use tokio_util::sync::CancellationToken;
@@ -30,8 +30,10 @@ async fn start() -> Running {
     let config = GatewayConfig {
         redis_url: Secret::new(shared::testkit::redis_url()),
         broadcast_prefix: prefix.clone(),
-        app_key: "app-key".into(),
-        app_secret: Secret::new("app-secret"),
+        pusher: PusherApp {
+            key: "app-key".into(),
+            secret: Secret::new("app-secret"),
+        },
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let gateway = Gateway::build(config, listener);
