@@ -106,6 +106,11 @@ pub struct Webhooks {
 }
 
 impl Webhooks {
+    /// The oldest moment whose events are still recoverable (the retention period).
+    fn retention_floor(&self, now: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+        now - chrono::Duration::from_std(self.config.retention).unwrap_or_default()
+    }
+
     pub fn new(db: DbPool, queues: Queues, config: WebhookConfig) -> Result<Self, WebhookError> {
         let config = Arc::new(config);
         let client = WebhookClient::new(config.clone())

@@ -15,7 +15,7 @@ use super::{
     deliveries::{DeliveryTask, status},
     subscriptions::{self, Subscription},
 };
-use crate::db::schema::{event_subscriptions as subs, webhook_deliveries as rows};
+use crate::db::schema::webhook_deliveries as rows;
 
 /// What a recovery did.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,18 +36,11 @@ impl Webhooks {
         since: Option<DateTime<Utc>>,
     ) -> Result<Option<Recovered>, WebhookError> {
         let now = self.clock.now();
-        let floor = now - chrono::Duration::from_std(self.config.retention).unwrap_or_default();
+        let floor = self.retention_floor(now);
         let mut conn = self.db.get().await?;
         conn.transaction::<_, WebhookError, _>(|conn| {
             async move {
-                let Some(sub) = subs::table
-                    .filter(subs::id.eq(id).and(subs::tenant_id.eq(tenant_id)))
-                    .for_update()
-                    .select(Subscription::as_select())
-                    .first(conn)
-                    .await
-                    .optional()?
-                else {
+                let Some(sub) = subscriptions::lock_for_tenant(conn, tenant_id, id).await? else {
                     return Ok(None);
                 };
                 let since = since

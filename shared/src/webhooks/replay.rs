@@ -11,10 +11,10 @@ use diesel_async::{AsyncConnection, RunQueryDsl, scoped_futures::ScopedFutureExt
 use super::{
     WebhookError, Webhooks,
     deliveries::{DeliveryTask, status},
-    subscriptions::Subscription,
+    subscriptions,
 };
 use crate::{
-    db::schema::{event_logs as el, event_subscriptions as subs, webhook_deliveries as rows},
+    db::schema::{event_logs as el, webhook_deliveries as rows},
     events::log,
 };
 
@@ -38,19 +38,12 @@ impl Webhooks {
         since: DateTime<Utc>,
     ) -> Result<Option<Replayed>, WebhookError> {
         let now = self.clock.now();
-        let floor = now - chrono::Duration::from_std(self.config.retention).unwrap_or_default();
+        let floor = self.retention_floor(now);
         let since = since.max(floor);
         let mut conn = self.db.get().await?;
         conn.transaction::<_, WebhookError, _>(|conn| {
             async move {
-                let Some(sub) = subs::table
-                    .filter(subs::id.eq(id).and(subs::tenant_id.eq(tenant_id)))
-                    .for_update()
-                    .select(Subscription::as_select())
-                    .first(conn)
-                    .await
-                    .optional()?
-                else {
+                let Some(sub) = subscriptions::lock_for_tenant(conn, tenant_id, id).await? else {
                     return Ok(None);
                 };
                 if !sub.active {

@@ -336,3 +336,19 @@ pub(crate) async fn for_tenant(
         .load(conn)
         .await
 }
+
+/// The tenant's subscription, row-locked for the rest of the transaction; `None` when the tenant
+/// has no such subscription (another tenant's id included).
+pub(super) async fn lock_for_tenant(
+    conn: &mut diesel_async::AsyncPgConnection,
+    tenant_id: &str,
+    id: &str,
+) -> Result<Option<Subscription>, WebhookError> {
+    Ok(subs::table
+        .filter(subs::id.eq(id).and(subs::tenant_id.eq(tenant_id)))
+        .for_update()
+        .select(Subscription::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
