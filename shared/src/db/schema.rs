@@ -340,3 +340,38 @@ diesel::table! {
         emitted_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    inbox_outbound (inbox_id) {
+        inbox_id -> Text,
+        api_base_url -> Nullable<Text>,
+        api_version -> Nullable<Text>,
+        access_token -> Nullable<Text>,
+        smtp_host -> Nullable<Text>,
+        smtp_port -> Nullable<Int4>,
+        smtp_security -> Nullable<Text>,
+        smtp_username -> Nullable<Text>,
+        smtp_password -> Nullable<Text>,
+        smtp_from -> Nullable<Text>,
+        paused_at -> Nullable<Timestamptz>,
+        paused_reason -> Nullable<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    message_deliveries (message_id) {
+        message_id -> Text,
+        session_id -> Text,
+        attempts -> Int4,
+        sent_at -> Nullable<Timestamptz>,
+        delivered_at -> Nullable<Timestamptz>,
+        read_at -> Nullable<Timestamptz>,
+        failed_at -> Nullable<Timestamptz>,
+        last_error -> Nullable<Text>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(message_deliveries -> messages (message_id));
+diesel::allow_tables_to_appear_in_same_query!(message_deliveries, messages);
