@@ -311,7 +311,7 @@ impl DeliveryHandler {
             .map_err(JobError::transient)
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, JobError> {
+    async fn conn(&self) -> Result<crate::queue::RedisConn, JobError> {
         self.redis.conn().await.map_err(JobError::transient)
     }
 }

@@ -144,7 +144,7 @@ impl SentLedger {
         }
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, SendError> {
+    async fn conn(&self) -> Result<crate::queue::RedisConn, SendError> {
         self.redis
             .conn()
             .await

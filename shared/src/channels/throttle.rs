@@ -247,7 +247,7 @@ impl Throttle {
         Ok((wait, rate.parse().unwrap_or(config.min_rate_per_sec)))
     }
 
-    async fn conn(&self) -> Result<deadpool_redis::Connection, SendError> {
+    async fn conn(&self) -> Result<crate::queue::RedisConn, SendError> {
         self.redis
             .conn()
             .await

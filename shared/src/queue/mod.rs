@@ -42,6 +42,10 @@ pub enum QueueError {
     Database(#[from] crate::db::DbError),
 }
 
+/// The connection `Queues::conn` hands out for short (non-blocking) commands. Callers name this
+/// alias, not the pool's type, so how connections are shared can change in one place.
+pub(crate) type RedisConn = deadpool_redis::Connection;
+
 /// A handle on every queue under one key prefix: cheap to clone, shares one connection pool.
 #[derive(Clone)]
 pub struct Queues {
@@ -95,7 +99,7 @@ impl Queues {
         QueueKeys::new(&self.inner.prefix, queue)
     }
 
-    pub(crate) async fn conn(&self) -> Result<deadpool_redis::Connection, QueueError> {
+    pub(crate) async fn conn(&self) -> Result<RedisConn, QueueError> {
         Ok(self.inner.pool.get().await?)
     }
 
