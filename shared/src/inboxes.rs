@@ -4,6 +4,9 @@
 //! phone_number_id for Meta) and the conversation pipeline will find its tenant and channel the
 //! same way. Secrets come back wrapped in [`Secret`] so that no `Debug` of an inbox can leak them.
 //! This module only reads and writes rows; caching and verification belong to the callers.
+//! [`outbound`] holds the sending side: outbound credentials and the delivery pause.
+
+pub mod outbound;
 
 use std::{fmt, str::FromStr};
 
@@ -212,9 +215,17 @@ pub async fn create_tenant(pool: &DbPool, name: &str) -> Result<String, DbError>
 /// Creates an inbox; returns its id.
 pub async fn create_inbox(pool: &DbPool, inbox: &NewInbox) -> Result<String, DbError> {
     let mut conn = pool.get().await?;
+    insert_inbox(&mut conn, inbox).await
+}
+
+/// Creates an inbox on `conn` (inside the caller's transaction, with its outbound settings).
+pub async fn insert_inbox(
+    conn: &mut diesel_async::AsyncPgConnection,
+    inbox: &NewInbox,
+) -> Result<String, DbError> {
     diesel::insert_into(schema::inboxes::table)
         .values(inbox)
-        .execute(&mut conn)
+        .execute(conn)
         .await?;
     Ok(inbox.id.clone())
 }

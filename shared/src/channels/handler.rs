@@ -5,7 +5,11 @@
 //! the Redis pause flag of broken inboxes. What is stored in Postgres, and which events are
 //! emitted, belongs to the conversation pipeline: it is reached through [`DeliveryStore`], which
 //! the pipeline implements on its `messages` and `inboxes` tables. Outbound credentials come
-//! through [`SettingsSource`] (the inbox rows do not hold them yet; see docs/deliveries.md).
+//! through [`SettingsSource`] (in production shared::channels::settings, on `inbox_outbound`).
+//!
+//! Before every send the handler asks the source for the inbox's [`InboxState`]: a revision of
+//! its settings (the row's `updated_at`; a cached sender is rebuilt when it moved) and the
+//! durable pause record (which restores the Redis flag if Redis lost it).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -134,6 +138,21 @@ pub trait SettingsSource: Send + Sync + 'static {
         inbox_id: &'a str,
         kind: InboxKind,
     ) -> BoxFuture<'a, Result<Option<ChannelSettings>, JobError>>;
+
+    /// Checked before every send. The default (settings that never change, no durable pause)
+    /// suits fixed settings.
+    fn state<'a>(&'a self, _inbox_id: &'a str) -> BoxFuture<'a, Result<InboxState, JobError>> {
+        Box::pin(async { Ok(InboxState::default()) })
+    }
+}
+
+/// What the settings source knows of an inbox right now.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InboxState {
+    /// Changes whenever the settings change; a sender built under another revision is rebuilt.
+    pub revision: Option<i64>,
+    /// The durable pause record's reason, when the inbox is paused.
+    pub paused: Option<String>,
 }
 
 /// Fixed settings per inbox id: configuration from the environment, or tests.
@@ -147,13 +166,27 @@ impl SettingsSource for HashMap<String, ChannelSettings> {
     }
 }
 
-/// Runs `delivery.send` jobs. Cheap to share; senders are built once per inbox and kept.
+/// Runs `delivery.send` jobs. Cheap to share; senders are built once per inbox and settings
+/// revision, and kept.
+///
+/// Why the revision (the row's `updated_at`) rather than a TTL or a Redis epoch: the handler
+/// reads Postgres for every job anyway (the message's status), so one more primary-key read is
+/// cheap, and it is exact — the first send after a settings change commits uses the new token in
+/// every worker process, whoever changed the row (API, CLI, SQL), with no window to wait out and
+/// no second record in Redis that a direct SQL edit would miss.
 pub struct DeliveryHandler {
     redis: Queues,
     delivery: Delivery,
     store: Arc<dyn DeliveryStore>,
     settings: Arc<dyn SettingsSource>,
-    senders: std::sync::Mutex<HashMap<String, Arc<dyn ChannelSender>>>,
+    senders: std::sync::Mutex<HashMap<String, CachedSender>>,
+}
+
+/// A sender and the settings revision it was built from.
+#[derive(Clone)]
+struct CachedSender {
+    revision: Option<i64>,
+    sender: Arc<dyn ChannelSender>,
 }
 
 impl DeliveryHandler {
@@ -191,7 +224,14 @@ impl DeliveryHandler {
         if let Some(reason) = self.paused(&task.inbox_id).await? {
             return self.park(job, &task, &reason).await;
         }
-        let sender = self.sender(&task).await?;
+        let state = self.settings.state(&task.inbox_id).await?;
+        if let Some(reason) = state.paused {
+            // The durable record outlived the Redis flag (Redis restarted or was flushed):
+            // restore the fast path and hold the job.
+            self.pause(&task.inbox_id, &reason).await?;
+            return self.park(job, &task, &reason).await;
+        }
+        let sender = self.sender(&task, state.revision).await?;
         let bucket = BucketConfig::from_env(task.channel);
         let outcome = self
             .delivery
@@ -214,7 +254,12 @@ impl DeliveryHandler {
         match &verdict {
             SendError::ChannelBroken { .. } => {
                 if self.pause(&task.inbox_id, &verdict.to_string()).await? {
-                    self.store.inbox_broken(task, &verdict).await?;
+                    if let Err(e) = self.store.inbox_broken(task, &verdict).await {
+                        // Unflag so the retry records the pause (and alerts) instead of
+                        // finding the flag set and skipping both.
+                        self.unflag(&task.inbox_id).await?;
+                        return Err(e);
+                    }
                     alert(task, &verdict);
                 }
                 return self.park(job, task, &verdict.to_string()).await;
@@ -227,9 +272,15 @@ impl DeliveryHandler {
         Err(job_error(&verdict))
     }
 
-    async fn sender(&self, task: &DeliveryTask) -> Result<Arc<dyn ChannelSender>, JobError> {
-        if let Some(sender) = self.cached(&task.inbox_id) {
-            return Ok(sender);
+    async fn sender(
+        &self,
+        task: &DeliveryTask,
+        revision: Option<i64>,
+    ) -> Result<Arc<dyn ChannelSender>, JobError> {
+        if let Some(cached) = self.cached(&task.inbox_id)
+            && cached.revision == revision
+        {
+            return Ok(cached.sender);
         }
         let settings = self
             .settings
@@ -240,14 +291,20 @@ impl DeliveryHandler {
                 reason: format!("inbox {} has no outbound settings", task.inbox_id),
             })?;
         let sender = super::sender(&settings, &self.redis).map_err(|e| job_error(&e))?;
+        // Settings read after `revision`: if they changed in between, the next job sees a newer
+        // revision and rebuilds again, so a sender is never stale for more than one send.
+        let cached = CachedSender {
+            revision,
+            sender: sender.clone(),
+        };
         self.senders
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .insert(task.inbox_id.clone(), sender.clone());
+            .insert(task.inbox_id.clone(), cached);
         Ok(sender)
     }
 
-    fn cached(&self, inbox_id: &str) -> Option<Arc<dyn ChannelSender>> {
+    fn cached(&self, inbox_id: &str) -> Option<CachedSender> {
         // A poisoned lock only means another thread panicked mid-insert; the map is still valid.
         let senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
         senders.get(inbox_id).cloned()
@@ -286,14 +343,20 @@ impl DeliveryHandler {
         Ok(())
     }
 
-    /// Lets an inbox send again, with settings read afresh (a new token, say).
-    pub async fn resume(&self, inbox_id: &str) -> Result<(), JobError> {
+    async fn unflag(&self, inbox_id: &str) -> Result<(), JobError> {
         let mut conn = self.conn().await?;
         redis::cmd("DEL")
             .arg(keys::paused(self.redis.prefix(), inbox_id))
             .query_async::<()>(&mut conn)
             .await
-            .map_err(JobError::transient)?;
+            .map_err(JobError::transient)
+    }
+
+    /// Lets an inbox send again from this process, with settings read afresh (a new token,
+    /// say). Operators resume through shared::channels::pause (API and CLI), which also clears
+    /// the durable record and releases the held jobs.
+    pub async fn resume(&self, inbox_id: &str) -> Result<(), JobError> {
+        self.unflag(inbox_id).await?;
         self.senders
             .lock()
             .unwrap_or_else(|p| p.into_inner())

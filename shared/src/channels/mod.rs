@@ -12,8 +12,10 @@
 //! [`delivery::Delivery::attempt`] strings the first three together, and [`handler`] runs the
 //! `delivery.send` job with it, reaching the database through a trait the pipeline implements.
 //!
-//! This module does not touch Postgres or emit events itself: [`handler::DeliveryStore`] does,
-//! implemented by the conversation pipeline. See docs/deliveries.md.
+//! Sending does not touch Postgres or emit events itself: [`handler::DeliveryStore`] does,
+//! implemented by the conversation pipeline. Two operator-facing pieces read the inbox tables:
+//! [`settings`] (the outbound credentials the worker sends with) and [`pause`] (paused inboxes,
+//! and resuming one). See docs/deliveries.md.
 
 pub mod delivery;
 pub mod email;
@@ -23,6 +25,8 @@ pub mod idempotency;
 mod keys;
 pub mod messenger;
 mod meta;
+pub mod pause;
+pub mod settings;
 pub mod status;
 pub mod throttle;
 pub mod verdict;
@@ -36,10 +40,11 @@ use crate::inboxes::InboxKind;
 
 pub use delivery::{ChannelSettings, Delivery, sender};
 pub use email::{EmailSender, SmtpConfig, SmtpSecurity};
-pub use handler::{DeliveryHandler, DeliveryStore, DeliveryTask, SettingsSource};
+pub use handler::{DeliveryHandler, DeliveryStore, DeliveryTask, InboxState, SettingsSource};
 pub use http::{HttpOptions, http_client};
 pub use idempotency::{SendRecord, SentLedger};
 pub use messenger::{MessengerConfig, MessengerSender};
+pub use settings::{DbSettings, WahaDefaults};
 pub use status::{DeliveryStatus, StatusCallback, StatusChange, next_status};
 pub use throttle::{BucketConfig, Permit, Throttle};
 pub use verdict::{ProviderError, SendError, ThrottleScope, job_error};

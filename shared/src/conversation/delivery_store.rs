@@ -97,6 +97,10 @@ impl PipelineDeliveryStore {
         let result = async {
             let message = messages::lock(&mut tx, &task.message_id).await?;
             let session = super::sessions::get(&mut tx, &message.session_id).await?;
+            // The durable pause, with its event: the Redis flag is only the fast path.
+            crate::inboxes::outbound::record_pause(tx.conn(), &task.inbox_id, &error.to_string())
+                .await
+                .map_err(ConversationError::from)?;
             tx.emit(NewEvent {
                 event_type: types::INBOX_DELIVERY_PAUSED,
                 aggregate_type: "inbox",

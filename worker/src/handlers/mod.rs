@@ -48,12 +48,12 @@ impl Pipeline {
         }
     }
 
-    /// With `BROADCAST_PREFIX`, `BOT_RULES_FILE`, `BOT_CACHE_SECS` and the outbound settings
-    /// (`WAHA_BASE_URL`…) from the environment.
+    /// With `BROADCAST_PREFIX`, `BOT_RULES_FILE`, `BOT_CACHE_SECS` from the environment, and
+    /// outbound settings from the inbox tables (`WAHA_BASE_URL`… as the WAHA default).
     pub fn from_env(db: DbPool, queues: Queues) -> Result<Self, String> {
         let bots = Bots::from_env(db.clone())?;
         let broadcaster = Broadcaster::from_env(queues.clone());
-        let outbound = outbound::EnvSettings::from_env(db.clone())?;
+        let outbound = outbound::settings_from_env(db.clone())?;
         let mut pipeline = Self::new(db, queues, broadcaster, bots);
         pipeline.outbound = Some(Arc::new(outbound));
         Ok(pipeline)
