@@ -218,7 +218,28 @@ pub async fn create_inbox(pool: &DbPool, inbox: &NewInbox) -> Result<String, DbE
     insert_inbox(&mut conn, inbox).await
 }
 
-/// Creates an inbox on `conn` (inside the caller's transaction, with its outbound settings).
+/// Creates an inbox and, when given, its outbound settings, in one transaction; returns its id.
+pub async fn create_inbox_with_outbound(
+    pool: &DbPool,
+    inbox: &NewInbox,
+    settings: Option<&outbound::OutboundSettings>,
+) -> Result<String, DbError> {
+    use diesel_async::{AsyncConnection, scoped_futures::ScopedFutureExt};
+    let mut conn = pool.get().await?;
+    conn.transaction::<_, DbError, _>(|conn| {
+        async move {
+            let id = insert_inbox(conn, inbox).await?;
+            if let Some(settings) = settings {
+                outbound::put(conn, &id, settings).await?;
+            }
+            Ok(id)
+        }
+        .scope_boxed()
+    })
+    .await
+}
+
+/// Creates an inbox on `conn`; returns its id.
 pub async fn insert_inbox(
     conn: &mut diesel_async::AsyncPgConnection,
     inbox: &NewInbox,

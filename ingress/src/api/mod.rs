@@ -21,6 +21,7 @@ mod errors;
 mod events;
 mod failed_jobs;
 mod input;
+mod outbound;
 mod provisioning;
 mod sessions;
 mod subscriptions;
@@ -105,6 +106,17 @@ async fn serve(
             principal,
         };
         return Box::pin(webhook_events::serve(&call, route, request.uri().query())).await;
+    }
+    // An inbox's outbound credentials and delivery resume (issue 5): its own router.
+    if let Some(route) = outbound::Route::of(request.method(), request.uri().path()) {
+        let route = route?;
+        let principal = auth::authenticate(api, request.headers()).await?;
+        let call = Call {
+            api,
+            request_id,
+            principal,
+        };
+        return Box::pin(outbound::serve(&call, route, request)).await;
     }
     let endpoint = Endpoint::of(request.method(), request.uri().path())?;
     let principal = auth::authenticate(api, request.headers()).await?;

@@ -3,9 +3,11 @@
 //!
 //! `POST /api/tenants {"name"}`; `POST /api/tenants/{t}/inboxes {"kind", "name", "page_id"?,
 //! "phone_number_id"?, "waha_session"?, "waha_hmac_key"?, "widget_token"?, "email_provider"?,
-//! "mailgun_signing_key"?, "postmark_user"?, "postmark_password"?}`; `POST
+//! "mailgun_signing_key"?, "postmark_user"?, "postmark_password"?, "outbound"?}` (`outbound`: the
+//! inbox's sending credentials, see [`super::outbound`]; stored in the same transaction); `POST
 //! /api/tenants/{t}/agents {"name", "email"?, "capacity"?}`; `POST /api/tenants/{t}/api-keys
-//! {"name"}` (the token is in the answer, once). Inbox secrets are never listed.
+//! {"name"}` (the token is in the answer, once). Inbox secrets are never listed: listings and
+//! answers show `"set"` for an outbound secret that is stored.
 
 use hyper::{Request, StatusCode, body::Incoming};
 use serde_json::{Map, Value, json};
@@ -63,6 +65,19 @@ pub async fn inboxes(call: &Call<'_>, tenant: &str) -> Result<Answer, ApiError> 
     known_tenant(call, tenant).await?;
     let mut conn = call.conn().await?;
     let list = directory::inboxes(&mut conn, Some(tenant)).await?;
+    let ids: Vec<String> = list.iter().map(|i| i.id.clone()).collect();
+    let rows = inboxes::outbound::list(&mut conn, &ids)
+        .await
+        .map_err(|e| ApiError::Conversation(e.into()))?;
+    let list: Vec<Value> = list
+        .into_iter()
+        .map(|inbox| {
+            let row = rows.iter().find(|r| r.inbox_id == inbox.id);
+            let mut value = json!(inbox);
+            value["outbound"] = super::outbound::summary(row);
+            value
+        })
+        .collect();
     Ok(Answer(StatusCode::OK, json!({ "inboxes": list })))
 }
 
@@ -75,12 +90,24 @@ pub async fn create_inbox(
     known_tenant(call, tenant).await?;
     let body = input::object(request).await?;
     let inbox = new_inbox(tenant, &body)?;
-    let id = inboxes::create_inbox(&call.api.conversations.db, &inbox)
+    let outbound = new_outbound(&inbox, &body)?;
+    let db = &call.api.conversations.db;
+    let id = inboxes::create_inbox_with_outbound(db, &inbox, outbound.as_ref())
         .await
         .map_err(refused_inbox)?;
+    let stored = match outbound {
+        None => None,
+        Some(_) => {
+            let mut conn = call.conn().await?;
+            inboxes::outbound::get(&mut conn, &id)
+                .await
+                .map_err(|e| ApiError::Conversation(e.into()))?
+        }
+    };
     Ok(Answer(
         StatusCode::CREATED,
-        json!({ "inbox": { "id": id, "tenant_id": tenant, "kind": inbox.kind, "name": inbox.name } }),
+        json!({ "inbox": { "id": id, "tenant_id": tenant, "kind": inbox.kind, "name": inbox.name,
+                           "outbound": super::outbound::summary(stored.as_ref()) } }),
     ))
 }
 
@@ -129,6 +156,24 @@ fn new_inbox(tenant: &str, body: &Map<String, Value>) -> Result<NewInbox, ApiErr
         ));
     }
     Ok(inbox)
+}
+
+/// The optional `outbound` object, checked for the inbox's kind.
+fn new_outbound(
+    inbox: &NewInbox,
+    body: &Map<String, Value>,
+) -> Result<Option<inboxes::outbound::OutboundSettings>, ApiError> {
+    match body.get("outbound") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(object)) => {
+            let kind: InboxKind = inbox
+                .kind
+                .parse()
+                .map_err(|e: String| ApiError::invalid("kind", e))?;
+            super::outbound::settings(object, kind, "outbound.").map(Some)
+        }
+        Some(_) => Err(ApiError::invalid("outbound", "must be an object")),
+    }
 }
 
 fn email_ok(inbox: &NewInbox) -> bool {

@@ -94,6 +94,12 @@ pub fn parse_security(name: &str) -> Option<SmtpSecurity> {
     })
 }
 
+/// Whether `from` is an address a mail can be sent from (`support@x.example` or
+/// `Support <support@x.example>`).
+pub fn valid_from(from: &str) -> bool {
+    from.parse::<lettre::message::Mailbox>().is_ok()
+}
+
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = t)]
 struct Row {
