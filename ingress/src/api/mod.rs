@@ -18,6 +18,7 @@ mod broadcasting;
 mod call;
 mod cases;
 mod errors;
+mod event_types;
 mod events;
 mod failed_jobs;
 mod input;
@@ -96,6 +97,16 @@ async fn serve(
             principal,
         };
         return Box::pin(subscriptions::serve(&call, route, request)).await;
+    }
+    if let Some(route) = event_types::Route::of(request.method(), request.uri().path()) {
+        let route = route?;
+        let principal = auth::authenticate(api, request.headers()).await?;
+        let call = Call {
+            api,
+            request_id,
+            principal,
+        };
+        return Box::pin(event_types::serve(&call, route, request)).await;
     }
     if let Some(route) = webhook_events::Route::of(request.method(), request.uri().path()) {
         let route = route?;

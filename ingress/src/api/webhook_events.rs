@@ -2,7 +2,8 @@
 //! `entity_id`, `from`, `to` (RFC 3339); cursor `after` = the last `seq`; `limit`),
 //! `GET /api/events/timeline?entity_type=&entity_id=` (one aggregate's history in version
 //! order), `GET /api/events/stats[?from=&to=]` (counts per type and per hour, default the last
-//! 24 h), `GET /api/events/schemas` (the built-in event types with JSON Schemas of the envelope).
+//! 24 h), `GET /api/events/schemas` (the built-in event types with JSON Schemas of the envelope,
+//! then the tenant's custom types with theirs).
 //! Tenant keys only; every query is filtered by the caller's tenant.
 
 use chrono::{DateTime, Utc};
@@ -16,7 +17,7 @@ use hyper::{Method, StatusCode};
 use serde_json::{Value, json};
 use shared::{
     db::schema::event_logs as el,
-    events::{RecordedEvent, log, types},
+    events::{RecordedEvent, custom, log, types},
 };
 
 use super::{Answer, ApiError, Call, input};
@@ -89,7 +90,7 @@ pub(crate) async fn serve(
         Route::List => list(call, &tenant, &pairs).await,
         Route::Timeline => timeline(call, &tenant, &pairs).await,
         Route::Stats => stats(call, &tenant, &pairs).await,
-        Route::Schemas => Ok(Answer(StatusCode::OK, schemas())),
+        Route::Schemas => schemas(call, &tenant).await,
     }
 }
 
@@ -228,33 +229,52 @@ struct HourCount {
     n: i64,
 }
 
-/// The built-in catalogue: each type with the JSON Schema of its envelope (`data` is an object
-/// whose fields depend on the type).
-fn schemas() -> Value {
-    let types: Vec<Value> = types::ALL
+/// The catalogue: each built-in type with the JSON Schema of its envelope (`data` is an object
+/// whose fields depend on the type), then the tenant's own types (archived ones left out), whose
+/// envelope schema carries their registered schema as `data`.
+async fn schemas(call: &Call<'_>, tenant: &str) -> Result<Answer, ApiError> {
+    let mut types: Vec<Value> = types::ALL
         .iter()
         .map(|t| {
             json!({
                 "type": t.as_str(),
+                "custom": false,
                 "broadcast": !shared::events::channels::audiences(*t).is_empty(),
-                "schema": {
-                    "$schema": "https://json-schema.org/draft/2020-12/schema",
-                    "title": t.as_str(),
-                    "type": "object",
-                    "required": ["id", "type", "version", "source", "timestamp", "tenant_id", "correlation_id", "data"],
-                    "properties": {
-                        "id": { "type": "string", "pattern": "^evt_" },
-                        "type": { "const": t.as_str() },
-                        "version": { "const": "1.0" },
-                        "source": { "type": "string" },
-                        "timestamp": { "type": "string", "format": "date-time" },
-                        "tenant_id": { "type": "string" },
-                        "correlation_id": { "type": "string" },
-                        "data": { "type": "object" }
-                    }
-                }
+                "schema": envelope_schema(t.as_str(), json!({ "type": "object" })),
             })
         })
         .collect();
-    json!({ "event_types": types })
+    let custom = custom::store::list(&call.api.conversations.db, tenant, false)
+        .await
+        .map_err(db_error)?;
+    types.extend(custom.into_iter().map(|t| {
+        json!({
+            "type": t.name,
+            "custom": true,
+            "broadcast": false,
+            "description": t.description,
+            "schema": envelope_schema(&t.name, t.schema.clone()),
+            "data_schema": t.schema,
+        })
+    }));
+    Ok(Answer(StatusCode::OK, json!({ "event_types": types })))
+}
+
+fn envelope_schema(event_type: &str, data: Value) -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": event_type,
+        "type": "object",
+        "required": ["id", "type", "version", "source", "timestamp", "tenant_id", "correlation_id", "data"],
+        "properties": {
+            "id": { "type": "string", "pattern": "^evt_" },
+            "type": { "const": event_type },
+            "version": { "const": "1.0" },
+            "source": { "type": "string" },
+            "timestamp": { "type": "string", "format": "date-time" },
+            "tenant_id": { "type": "string" },
+            "correlation_id": { "type": "string" },
+            "data": data
+        }
+    })
 }

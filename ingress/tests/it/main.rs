@@ -2,6 +2,7 @@
 
 mod broadcasting;
 mod email;
+mod event_types;
 mod failed_jobs;
 mod helpers;
 mod meta;
@@ -9,4 +10,13 @@ mod redis_outage;
 mod server;
 mod subscriptions;
 mod waha;
+mod webhook_worker;
 mod widget;
+
+// The Standard Webhooks subscriber and independent verifier of shared's webhook tests.
+#[allow(dead_code)]
+#[path = "../../../shared/tests/webhooks/subscriber.rs"]
+mod subscriber;
+#[allow(dead_code)]
+#[path = "../../../shared/tests/webhooks/verifier.rs"]
+mod verifier;

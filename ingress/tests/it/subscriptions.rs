@@ -15,7 +15,7 @@ use shared::{
 
 use crate::helpers::TestApp;
 
-async fn key(app: &TestApp, tenant_id: &str) -> String {
+pub(crate) async fn key(app: &TestApp, tenant_id: &str) -> String {
     let mut conn = app.db.pool.get().await.unwrap();
     let scope = Scope::Tenant {
         tenant_id: tenant_id.to_owned(),
@@ -26,7 +26,13 @@ async fn key(app: &TestApp, tenant_id: &str) -> String {
         .token
 }
 
-async fn call(app: &TestApp, token: &str, method: &str, path: &str, body: Value) -> (u16, Value) {
+pub(crate) async fn call(
+    app: &TestApp,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: Value,
+) -> (u16, Value) {
     let auth = format!("Bearer {token}");
     let mut headers = vec![("authorization", auth.as_str())];
     let body = if body.is_null() {

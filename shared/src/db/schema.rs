@@ -375,3 +375,25 @@ diesel::table! {
 
 diesel::joinable!(message_deliveries -> messages (message_id));
 diesel::allow_tables_to_appear_in_same_query!(message_deliveries, messages);
+
+diesel::table! {
+    custom_event_types (tenant_id, name) {
+        tenant_id -> Text,
+        name -> Text,
+        description -> Nullable<Text>,
+        schema -> Jsonb,
+        archived -> Bool,
+        archived_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    custom_event_publications (tenant_id, idempotency_key) {
+        tenant_id -> Text,
+        idempotency_key -> Text,
+        event_id -> Text,
+        created_at -> Timestamptz,
+    }
+}

@@ -78,18 +78,72 @@ pub async fn append(
     event: NewEvent,
 ) -> Result<RecordedEvent, EventError> {
     let channels = channels::channels_for(&ctx.tenant_id, event.event_type, &event.route)?;
+    let row = Unwritten {
+        event_type: event.event_type.as_str(),
+        aggregate_type: event.aggregate_type,
+        aggregate_id: event.aggregate_id,
+        correlation_id: event.correlation_id,
+        data: event.data,
+        channels,
+    };
+    append_row(conn, ctx, row).await
+}
+
+/// An event of a tenant's own type ([`super::custom`]), already validated against its schema.
+#[derive(Clone, Debug)]
+pub struct NewCustomEvent {
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: String,
+    pub correlation_id: String,
+    pub data: Value,
+}
+
+/// Appends a custom event in the transaction `conn` is in. Custom types are not in the
+/// broadcast matrix: they are logged and offered to webhook subscriptions, never broadcast.
+pub async fn append_custom(
+    conn: &mut AsyncPgConnection,
+    ctx: &EventContext,
+    event: NewCustomEvent,
+) -> Result<RecordedEvent, EventError> {
+    let row = Unwritten {
+        event_type: &event.event_type,
+        aggregate_type: &event.aggregate_type,
+        aggregate_id: event.aggregate_id,
+        correlation_id: event.correlation_id,
+        data: event.data,
+        channels: Vec::new(),
+    };
+    append_row(conn, ctx, row).await
+}
+
+/// What [`append`] and [`append_custom`] share: an event whose channels are known.
+struct Unwritten<'a> {
+    event_type: &'a str,
+    aggregate_type: &'a str,
+    aggregate_id: String,
+    correlation_id: String,
+    data: Value,
+    channels: Vec<String>,
+}
+
+async fn append_row(
+    conn: &mut AsyncPgConnection,
+    ctx: &EventContext,
+    event: Unwritten<'_>,
+) -> Result<RecordedEvent, EventError> {
     let occurred_at = Utc::now();
     let envelope = Envelope {
+        id: crate::inboxes::new_id("evt"),
+        event_type: event.event_type.to_owned(),
+        version: ENVELOPE_VERSION.to_owned(),
+        source: ctx.source.to_owned(),
         timestamp: super::envelope::iso8601(occurred_at),
-        ..Envelope::new(
-            event.event_type,
-            ctx.source,
-            &ctx.tenant_id,
-            &event.correlation_id,
-            event.data,
-        )
+        tenant_id: ctx.tenant_id.clone(),
+        correlation_id: event.correlation_id,
+        data: event.data,
     };
-    let broadcast = !channels.is_empty();
+    let broadcast = !event.channels.is_empty();
     let row = EventRow {
         id: envelope.id.clone(),
         tenant_id: ctx.tenant_id.clone(),
@@ -102,7 +156,7 @@ pub async fn append(
         correlation_id: envelope.correlation_id.clone(),
         causation_id: ctx.causation_id.clone(),
         data: envelope.data.clone(),
-        channels,
+        channels: event.channels,
         occurred_at,
     };
     let appended: Appended = insert(&row, broadcast).get_result(conn).await?;

@@ -14,6 +14,7 @@
 
 pub mod broadcast;
 pub mod channels;
+pub mod custom;
 pub mod envelope;
 pub mod log;
 pub mod outbox;

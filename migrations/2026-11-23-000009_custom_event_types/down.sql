@@ -1,0 +1,2 @@
+DROP TABLE custom_event_publications;
+DROP TABLE custom_event_types;
