@@ -63,6 +63,11 @@ enum Command {
     },
     /// Per queue: length, in flight, consumers, oldest age, delayed, failed, throughput.
     Queues(cli::queues::QueuesArgs),
+    /// Inboxes whose deliveries are paused (channel broken): list, resume.
+    Inboxes {
+        #[command(subcommand)]
+        command: cli::inboxes::InboxesCommand,
+    },
     /// Provisioning: tenants, inboxes, intents, agents, API keys, and `seed-demo`.
     Admin(worker::admin::AdminArgs),
 }
@@ -76,6 +81,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             Ok(on_call(async |s| cli::failed::run(s, command).await).await)
         }
         Some(Command::Queues(args)) => Ok(on_call(async |s| cli::queues::run(s, args).await).await),
+        Some(Command::Inboxes { command }) => {
+            Ok(on_call(async |s| cli::inboxes::run(s, command).await).await)
+        }
         Some(Command::Admin(args)) => Ok(worker::admin::main(args).await),
         Some(Command::Migrate) => {
             let _telemetry = shared::telemetry::init("worker");

@@ -10,6 +10,7 @@
 
 pub mod failed;
 pub mod format;
+pub mod inboxes;
 pub mod queues;
 pub mod retry;
 
@@ -39,6 +40,8 @@ pub enum Exit {
     Threshold = 6,
     /// `retry`: some selected jobs could not be retried (their envelope does not decode).
     Partial = 7,
+    /// `inboxes resume`: the inbox is not paused.
+    NotPaused = 8,
 }
 
 impl From<Exit> for ExitCode {
