@@ -71,43 +71,24 @@ pub fn register(registry: &mut JobRegistry, webhooks: Webhooks) {
     });
 }
 
-/// The [`Webhooks::on_disabled`] hook that records `subscription.disabled` in the event log
-/// (aggregate `subscription`) and broadcasts it on the tenant's `messages` channel — through the
-/// outbox, so a failed publish is retried by the relay. It also fans out like any event.
+/// The [`Webhooks::on_disabled`] hook that sends `subscription.disabled` right away. The event
+/// is already logged, with its broadcast (the tenant's `messages` channel) and its fan-out
+/// staged in the outbox, by the transaction that disabled the subscription (see
+/// [`super::record`]); this publishes and enqueues them now instead of waiting for the outbox
+/// relay, which sends them anyway if this process dies first.
 pub fn emit_disabled(
     conversations: crate::conversation::Conversations,
 ) -> impl Fn(super::SubscriptionDisabled) + Send + Sync + 'static {
     move |disabled| {
-        let conversations = conversations.clone();
+        let outbox = conversations.outbox.clone();
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!(subscription = %disabled.subscription_id, "no runtime: subscription.disabled not logged");
+            tracing::warn!(subscription = %disabled.subscription_id, "no runtime: subscription.disabled left to the outbox relay");
             return;
         };
         runtime.spawn(async move {
-            if let Err(error) = log_disabled(&conversations, &disabled).await {
-                tracing::warn!(error = %error, subscription = %disabled.subscription_id, "subscription.disabled not logged");
+            if let Err(error) = outbox.flush_origin(&disabled.origin()).await {
+                tracing::warn!(error = %error, subscription = %disabled.subscription_id, "subscription.disabled left to the outbox relay");
             }
         });
     }
-}
-
-async fn log_disabled(
-    conversations: &crate::conversation::Conversations,
-    disabled: &super::SubscriptionDisabled,
-) -> Result<(), crate::conversation::ConversationError> {
-    let causation = format!("webhook:{}", disabled.subscription_id);
-    let mut tx = conversations.begin(&disabled.tenant_id, &causation).await?;
-    let emitted = tx
-        .emit(crate::events::NewEvent {
-            event_type: crate::events::types::SUBSCRIPTION_DISABLED,
-            aggregate_type: "subscription",
-            aggregate_id: disabled.subscription_id.clone(),
-            correlation_id: disabled.subscription_id.clone(),
-            data: disabled.data(),
-            route: crate::events::Route::default(),
-        })
-        .await;
-    let ((), effects) = tx.finish(emitted).await?;
-    conversations.settle(effects).await;
-    Ok(())
 }

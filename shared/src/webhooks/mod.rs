@@ -5,9 +5,11 @@
 //!
 //! The module is self-contained: its inputs are an event envelope (JSON with `id`, `type`,
 //! `timestamp`, `tenant_id`, `data`) and its own tables (`event_subscriptions`,
-//! `webhook_deliveries`, `webhook_logs`). It does not write the event log or broadcast: when a
-//! subscription is disabled it hands a [`SubscriptionDisabled`] to the hook given to
-//! [`Webhooks::on_disabled`]. The flow, one step per file: [`fanout`] (event → jobs),
+//! `webhook_deliveries`, `webhook_logs`). It writes one event itself: the transaction that
+//! disables a subscription appends `subscription.disabled` to the event log and stages its
+//! broadcast and fan-out in the outbox, then hands a [`SubscriptionDisabled`] to the hook given
+//! to [`Webhooks::on_disabled`] (which sends them at once). The flow, one step per file:
+//! [`fanout`] (event → jobs),
 //! [`deliver`] (one attempt), [`record`] (what the attempt means), [`recover`], [`probe`]
 //! (test-webhook). Pure parts: [`matching`], [`signing`], [`schedule`], [`ssrf`].
 //!
@@ -132,8 +134,9 @@ impl Webhooks {
         self
     }
 
-    /// Called once per subscription disabled by failures: emit `subscription.disabled` to the
-    /// event log and broadcast from here.
+    /// Called once per subscription disabled by failures, after the commit that disabled it and
+    /// logged `subscription.disabled`: publish the staged event from here
+    /// ([`fanout_job::emit_disabled`]), or leave it to the outbox relay.
     pub fn on_disabled(
         mut self,
         hook: impl Fn(SubscriptionDisabled) + Send + Sync + 'static,

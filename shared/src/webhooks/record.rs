@@ -19,14 +19,17 @@ use super::{
     client::{AttemptResult, Verdict},
     deliver::Outcome,
     deliveries::{self, DeliveryRow, DeliveryTask, status},
-    schedule,
+    fanout_job, schedule,
     subscriptions::Subscription,
 };
-use crate::db::schema::{
-    event_subscriptions as subs, webhook_deliveries as rows, webhook_logs as logs,
+use crate::{
+    db::schema::{event_subscriptions as subs, webhook_deliveries as rows, webhook_logs as logs},
+    events::{EventContext, EventError, NewEvent, Route, log, outbox, types},
 };
 
-/// A subscription was just disabled: the `subscription.disabled` event to log and broadcast.
+/// A subscription was just disabled. Its `subscription.disabled` event is already in the event
+/// log — appended in the transaction that disabled it, with its broadcast and its fan-out
+/// staged in the outbox — so the event cannot be lost whatever happens after the commit.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct SubscriptionDisabled {
     pub subscription_id: String,
@@ -35,6 +38,9 @@ pub struct SubscriptionDisabled {
     pub reason: String,
     pub consecutive_failures: i32,
     pub disabled_at: DateTime<Utc>,
+    /// The id of the logged `subscription.disabled` event (not part of its `data`).
+    #[serde(skip)]
+    pub event_id: String,
 }
 
 impl SubscriptionDisabled {
@@ -44,6 +50,17 @@ impl SubscriptionDisabled {
     pub fn data(&self) -> Value {
         serde_json::to_value(self).unwrap_or_default()
     }
+
+    /// The `causation_id` of the event and the `origin` of its staged fan-out job: what
+    /// [`crate::events::Outbox::flush_origin`] sends right after the commit.
+    pub fn origin(&self) -> String {
+        disabled_origin(&self.subscription_id)
+    }
+}
+
+/// See [`SubscriptionDisabled::origin`].
+pub fn disabled_origin(subscription_id: &str) -> String {
+    format!("webhook:{subscription_id}")
 }
 
 /// The subscription's streak after this attempt.
@@ -186,14 +203,61 @@ async fn disable(
 ) -> Result<Outcome, WebhookError> {
     deliveries::hold_all(conn, &sub.id).await?;
     settle_delivery(conn, a, status::HELD, None).await?;
-    Ok(Outcome::Disabled(SubscriptionDisabled {
+    let mut disabled = SubscriptionDisabled {
         subscription_id: sub.id.clone(),
         tenant_id: sub.tenant_id.clone(),
         url: sub.url.clone(),
         reason,
         consecutive_failures: streak.failures,
         disabled_at: a.ended,
-    }))
+        event_id: String::new(),
+    };
+    disabled.event_id = log_disabled(conn, &disabled).await?;
+    Ok(Outcome::Disabled(disabled))
+}
+
+/// Appends `subscription.disabled` (aggregate `subscription`) in the disabling transaction: the
+/// log stages its broadcast on the tenant's `messages` channel in `event_outbox`, and its
+/// `webhook.fanout` job is staged in `job_outbox`, both under [`SubscriptionDisabled::origin`].
+/// After the commit the hook (or, failing that, the outbox relay) sends them: at least once.
+async fn log_disabled(
+    conn: &mut AsyncPgConnection,
+    disabled: &SubscriptionDisabled,
+) -> Result<String, WebhookError> {
+    let ctx = EventContext {
+        tenant_id: disabled.tenant_id.clone(),
+        causation_id: disabled.origin(),
+        source: "switchyard.worker",
+    };
+    let event = NewEvent {
+        event_type: types::SUBSCRIPTION_DISABLED,
+        aggregate_type: "subscription",
+        aggregate_id: disabled.subscription_id.clone(),
+        correlation_id: disabled.subscription_id.clone(),
+        data: disabled.data(),
+        route: Route::default(),
+    };
+    let recorded = log::append(conn, &ctx, event).await.map_err(event_error)?;
+    let event_id = recorded.envelope.id;
+    if let Some(job) = fanout_job::staged(
+        &ctx.tenant_id,
+        &disabled.subscription_id,
+        vec![event_id.clone()],
+    ) {
+        outbox::stage_job(conn, &ctx.causation_id, &job)
+            .await
+            .map_err(event_error)?;
+    }
+    Ok(event_id)
+}
+
+fn event_error(error: EventError) -> WebhookError {
+    match error {
+        EventError::Database(e) => e.into(),
+        // A channel name the matrix cannot build from this tenant id: refuse the transaction
+        // rather than disable without the event.
+        other => WebhookError::Conflict(format!("subscription.disabled not logged: {other}")),
+    }
 }
 
 async fn insert_log(

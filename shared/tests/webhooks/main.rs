@@ -3,6 +3,7 @@
 //! the due times scheduled (an injected clock), never by measuring elapsed time.
 
 mod delivery;
+mod disabled_event;
 mod fanout;
 mod isolation;
 mod recovery;
