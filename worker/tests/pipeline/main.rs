@@ -13,6 +13,7 @@ mod e2e;
 mod http;
 mod isolation;
 mod journey;
+mod outbound_settings;
 mod transitions;
 mod webhooks;
 
