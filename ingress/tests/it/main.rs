@@ -10,6 +10,7 @@ mod redis_outage;
 mod server;
 mod subscriptions;
 mod waha;
+mod webhook_recovery;
 mod webhook_worker;
 mod widget;
 
