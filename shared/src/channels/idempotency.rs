@@ -53,7 +53,7 @@ impl SentLedger {
         let existing: Option<String> = SCRIPT
             .key(keys::sent(self.redis.prefix(), message_id))
             .arg(SENT_TTL.as_millis() as u64)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
         Ok(parse(existing.as_deref()))

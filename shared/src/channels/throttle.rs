@@ -241,7 +241,7 @@ impl Throttle {
             .arg(recovery)
             .arg(pause.as_millis() as u64)
             .arg(BUCKET_TTL.as_millis() as u64)
-            .invoke_async(&mut *conn)
+            .invoke_async(&mut conn)
             .await
             .map_err(redis_error)?;
         Ok((wait, rate.parse().unwrap_or(config.min_rate_per_sec)))

@@ -11,6 +11,7 @@
 //! [`failed`] (the failed-jobs store) and [`inspect`] (numbers for operators).
 
 pub mod backend;
+mod connection;
 pub mod consume;
 pub mod enqueue;
 pub mod failed;
@@ -36,55 +37,36 @@ pub use policy::{Backoff, RetryPolicy};
 pub enum QueueError {
     #[error("redis: {0}")]
     Redis(#[from] redis::RedisError),
-    #[error("redis pool: {0}")]
-    Pool(#[from] deadpool_redis::PoolError),
     #[error("database: {0}")]
     Database(#[from] crate::db::DbError),
 }
 
-/// The connection `Queues::conn` hands out for short (non-blocking) commands. Callers name this
-/// alias, not the pool's type, so how connections are shared can change in one place.
-pub(crate) type RedisConn = deadpool_redis::Connection;
+/// The connection `Queues::conn` hands out for short (non-blocking) commands: a clone of one
+/// multiplexed connection per `Queues`. Callers name this alias, so how connections are shared
+/// can change in one place.
+pub(crate) type RedisConn = connection::RedisConn;
 
-/// A handle on every queue under one key prefix: cheap to clone, shares one connection pool.
+/// A handle on every queue under one key prefix: cheap to clone, shares one Redis connection
+/// for short commands (blocking reads dial their own, see [`consume`]).
 #[derive(Clone)]
 pub struct Queues {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    pool: deadpool_redis::Pool,
+    shared: Arc<connection::SharedConnection>,
     client: redis::Client,
     prefix: String,
 }
 
 impl Queues {
-    /// Connects lazily: the pool dials Redis on first use, so a process can start while Redis is
+    /// Connects lazily: the first command dials Redis, so a process can start while Redis is
     /// still coming up and report it through `/readyz`.
     pub fn new(redis_url: &str, prefix: &str) -> Result<Self, QueueError> {
         let client = redis::Client::open(redis_url)?;
-        let mut config = deadpool_redis::Config::from_url(redis_url);
-        config.pool = Some(deadpool_redis::PoolConfig {
-            max_size: 32,
-            timeouts: deadpool_redis::Timeouts {
-                wait: Some(std::time::Duration::from_secs(2)),
-                create: Some(std::time::Duration::from_secs(2)),
-                recycle: Some(std::time::Duration::from_secs(2)),
-            },
-            ..Default::default()
-        });
-        let pool = config
-            .create_pool(Some(deadpool_redis::Runtime::Tokio1))
-            .map_err(|e| {
-                redis::RedisError::from((
-                    redis::ErrorKind::InvalidClientConfig,
-                    "cannot build pool",
-                    e.to_string(),
-                ))
-            })?;
         Ok(Self {
             inner: Arc::new(Inner {
-                pool,
+                shared: Arc::new(connection::SharedConnection::new(client.clone())),
                 client,
                 prefix: prefix.to_owned(),
             }),
@@ -100,14 +82,14 @@ impl Queues {
     }
 
     pub(crate) async fn conn(&self) -> Result<RedisConn, QueueError> {
-        Ok(self.inner.pool.get().await?)
+        Ok(self.inner.shared.get().await?)
     }
 
     pub(crate) fn client(&self) -> &redis::Client {
         &self.inner.client
     }
 
-    /// PING through the pool, for readiness probes.
+    /// PING on the shared connection (dialling it if needed), for readiness probes.
     pub async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.conn().await?;
         redis::cmd("PING").query_async::<()>(&mut conn).await?;

@@ -1,0 +1,196 @@
+//! The shared connection against a private `redis-server` of each test's own, so Redis can be
+//! stopped, restarted and counted without disturbing other tests.
+
+use std::{
+    collections::HashSet,
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+use futures::future::join_all;
+
+use crate::queue::{Job, QueueName, Queues, consume::StreamConsumer};
+
+struct PrivateRedis {
+    port: u16,
+    child: Child,
+}
+
+impl PrivateRedis {
+    fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    }
+
+    async fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let redis = Self { port, child };
+        for _ in 0..200 {
+            if redis.admin().await.is_some() {
+                return redis;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("private redis-server did not come up");
+    }
+
+    fn url(port: u16) -> String {
+        format!("redis://127.0.0.1:{port}")
+    }
+
+    /// A connection of the test's own, outside the one under test. It checks with ECHO, not
+    /// PING, so the PINGs counted are only those of the connection under test.
+    async fn admin(&self) -> Option<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(Self::url(self.port)).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("ECHO")
+            .arg("up")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()?;
+        Some(conn)
+    }
+
+    async fn command_count(&self, command: &str) -> u64 {
+        let mut admin = self.admin().await.expect("admin connection");
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut admin)
+            .await
+            .expect("INFO");
+        let prefix = format!("cmdstat_{command}:calls=");
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().expect("a count"))
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+async fn client_id(queues: &Queues) -> i64 {
+    let mut conn = queues.conn().await.expect("connection");
+    redis::cmd("CLIENT")
+        .arg("ID")
+        .query_async(&mut conn)
+        .await
+        .expect("CLIENT ID")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starts_while_redis_is_down_then_works_once_it_is_up() {
+    let port = PrivateRedis::free_port();
+    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("no dial at construction");
+
+    let pings = join_all((0..20).map(|_| queues.ping())).await;
+    assert!(
+        pings.iter().all(Result::is_err),
+        "every concurrent caller gets an answer, and it is an error"
+    );
+
+    let _redis = PrivateRedis::start(port).await;
+    queues
+        .ping()
+        .await
+        .expect("the first command after Redis came up succeeds (no stale dial error)");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_callers_share_one_connection_without_a_ping_per_command() {
+    let port = PrivateRedis::free_port();
+    let redis = PrivateRedis::start(port).await;
+    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("queues");
+    let first = client_id(&queues).await;
+
+    let ids: HashSet<i64> = join_all((0..50).map(|_| client_id(&queues)))
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(
+        ids,
+        HashSet::from([first]),
+        "one connection for all callers"
+    );
+
+    let queue = QueueName::new("connection-test").expect("name");
+    for i in 0..30 {
+        let job = Job::new(queue.clone(), "noop", serde_json::json!({ "i": i }));
+        queues.enqueue(&job).await.expect("enqueue");
+    }
+    assert_eq!(redis.command_count("ping").await, 0, "no PING per checkout");
+    assert_eq!(client_id(&queues).await, first);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_connection_is_replaced_after_redis_restarts() {
+    let port = PrivateRedis::free_port();
+    let mut redis = PrivateRedis::start(port).await;
+    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("queues");
+    queues.ping().await.expect("up");
+
+    redis.kill();
+    assert!(queues.ping().await.is_err(), "the dead connection fails");
+    assert!(queues.ping().await.is_err(), "the redial is refused");
+
+    let _redis = PrivateRedis::start(port).await;
+    queues
+        .ping()
+        .await
+        .expect("the same Queues reconnects by itself");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_stream_read_does_not_stall_short_commands() {
+    let port = PrivateRedis::free_port();
+    let redis = PrivateRedis::start(port).await;
+    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("queues");
+    let queue = QueueName::new("connection-test").expect("name");
+    let consumer = StreamConsumer::new(&queues, queue.clone(), "reader");
+    consumer.ensure_group().await.expect("group");
+
+    let block = Duration::from_secs(30);
+    let mut reader = consumer.reader_connection(block).await.expect("reader");
+    let read = tokio::spawn(async move { consumer.read(&mut reader, 1, block).await });
+    let mut admin = redis.admin().await.expect("admin");
+    for _ in 0..200 {
+        let clients: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .query_async(&mut admin)
+            .await
+            .expect("CLIENT LIST");
+        if clients.contains("cmd=xreadgroup") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+
+    for _ in 0..10 {
+        queues.ping().await.expect("short commands answer");
+    }
+    assert!(!read.is_finished(), "the read is still blocked meanwhile");
+
+    let job = Job::new(queue, "noop", serde_json::json!({}));
+    queues.enqueue(&job).await.expect("enqueue");
+    let delivered = read.await.expect("task").expect("read");
+    assert_eq!(
+        delivered.len(),
+        1,
+        "the enqueued job wakes the blocked read"
+    );
+}
