@@ -515,6 +515,26 @@ async fn a_paused_inbox_holds_its_deliveries_and_sends_them_after_resume_through
     assert!(shown["outbound"]["paused"]["since"].is_string(), "{shown}");
     assert_eq!(shown["outbound"]["access_token"], "set");
 
+    // The pause is durable: with the Redis flag lost (a Redis restart), the record holds.
+    let flag = format!("{}:channels:{inbox}:paused", d.w.redis.prefix);
+    let mut conn = redis_conn().await;
+    redis::cmd("DEL")
+        .arg(&flag)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    d.handler.run(&jobs[1]).await.unwrap();
+    assert_eq!(graph.requests().len(), 1, "held by the durable record");
+    let restored: Option<String> = redis::cmd("GET")
+        .arg(&flag)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(
+        restored.unwrap().contains(EXPIRED),
+        "the fast path is restored"
+    );
+
     fix_token(&d, &inbox, &graph).await;
     // Still paused: another run holds the job again (the same delayed entry) without sending.
     d.handler.run(&jobs[0]).await.unwrap();
