@@ -222,7 +222,8 @@ pub async fn revision(
     conn: &mut AsyncPgConnection,
     inbox_id: &str,
 ) -> Result<Option<(DateTime<Utc>, Option<Pause>)>, DbError> {
-    let row: Option<(DateTime<Utc>, Option<DateTime<Utc>>, Option<String>)> = t::table
+    type Revision = (DateTime<Utc>, Option<DateTime<Utc>>, Option<String>);
+    let row: Option<Revision> = t::table
         .find(inbox_id)
         .select((t::updated_at, t::paused_at, t::paused_reason))
         .first(conn)

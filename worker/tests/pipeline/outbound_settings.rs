@@ -760,8 +760,8 @@ impl SmtpAuth {
     async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
-        let (logins, mails): (Arc<Mutex<Vec<String>>>, Arc<Mutex<Vec<String>>>) =
-            (Arc::default(), Arc::default());
+        let logins: Arc<Mutex<Vec<String>>> = Arc::default();
+        let mails: Arc<Mutex<Vec<String>>> = Arc::default();
         let (l, m) = (logins.clone(), mails.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
