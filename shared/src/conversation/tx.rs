@@ -84,7 +84,12 @@ impl Tx {
     /// Commits; returns what is to be published and enqueued now.
     pub async fn commit(mut self) -> Result<Effects, ConversationError> {
         // Webhook subscriptions: one `webhook.fanout` job for this transaction's events,
-        // staged with them so that a committed event always reaches fan-out.
+        // staged with them so that a committed event always reaches fan-out — unless the tenant
+        // has no subscription at all (most tenants, most of the time), when the job would only
+        // find nothing to do: skipping it saves an outbox row, an enqueue and a job run per
+        // transaction. The check runs last before COMMIT; a subscription committed after it is
+        // treated like one created after these events (it gets later events, and `replay`
+        // delivers these).
         let event_ids: Vec<String> = self
             .effects
             .events
@@ -97,9 +102,17 @@ impl Tx {
             .first()
             .map(|e| e.envelope.correlation_id.clone())
             .unwrap_or_default();
-        if let Some(staged) =
-            crate::webhooks::fanout_job::staged(&self.ctx.tenant_id, &correlation, event_ids)
-        {
+        let staged =
+            match crate::webhooks::fanout_job::staged(&self.ctx.tenant_id, &correlation, event_ids)
+            {
+                Some(staged)
+                    if tenant_has_subscriptions(&mut self.conn, &self.ctx.tenant_id).await? =>
+                {
+                    Some(staged)
+                }
+                _ => None,
+            };
+        if let Some(staged) = staged {
             // Boxed: keeps the commit future's type small (deeply nested callers overflow the
             // trait solver otherwise).
             let stage: std::pin::Pin<
@@ -136,4 +149,22 @@ impl Tx {
             }
         }
     }
+}
+
+/// Whether `tenant` has any webhook subscription, active or not (inactive ones record their
+/// events as held, so they need the fan-out too).
+async fn tenant_has_subscriptions(
+    conn: &mut AsyncPgConnection,
+    tenant: &str,
+) -> Result<bool, ConversationError> {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+
+    use crate::db::schema::event_subscriptions;
+
+    Ok(diesel::select(diesel::dsl::exists(
+        event_subscriptions::table.filter(event_subscriptions::tenant_id.eq(tenant)),
+    ))
+    .get_result(conn)
+    .await?)
 }

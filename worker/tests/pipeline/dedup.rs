@@ -91,6 +91,21 @@ async fn a_bot_outage_after_storing_is_retried_and_answered_once() {
 async fn a_redis_outage_at_publish_time_loses_no_event_and_no_delivery() {
     let w = World::new().await;
     let subscriber = w.subscribe(&w.tenant_id).await;
+    // A webhook subscription, so that the transactions also stage their fan-out jobs.
+    shared::webhooks::subscriptions::create(
+        &w.db.pool,
+        &w.tenant_id,
+        shared::webhooks::NewSubscription {
+            url: "https://hooks.example.com/switchyard".into(),
+            event_types: vec!["*".into()],
+            filters: None,
+            description: None,
+            retry_schedule_secs: None,
+            active: None,
+        },
+    )
+    .await
+    .unwrap();
     // A worker whose Redis is unreachable once the database work is done.
     let dead = Queues::new("redis://127.0.0.1:1", &w.redis.prefix).unwrap();
     let bots = shared::bot::Bots::new(w.db.pool.clone(), Default::default(), Duration::ZERO);

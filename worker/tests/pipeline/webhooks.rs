@@ -297,3 +297,40 @@ async fn a_disabled_subscription_is_logged_and_broadcast_as_an_event() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tenant_without_subscriptions_stages_no_fan_out_and_one_with_a_paused_one_does() {
+    let w = World::new().await;
+    let job = w.waha("4915112345678@c.us", "wamid-nosub-1", "hello");
+    w.run(&job).await.unwrap();
+    let fanouts =
+        |jobs: Vec<shared::queue::Job>| jobs.into_iter().filter(|j| j.kind == FANOUT_KIND).count();
+    assert_eq!(
+        fanouts(stream_jobs(&w.redis, "webhooks").await),
+        0,
+        "nothing to fan out to, so no job"
+    );
+    assert!(
+        !w.event_types().await.is_empty(),
+        "the events are logged all the same"
+    );
+
+    // An inactive subscription holds its events, so it needs the fan-out too.
+    webhooks::subscriptions::create(
+        &w.db.pool,
+        &w.tenant_id,
+        NewSubscription {
+            url: "https://hooks.example.com/paused".into(),
+            event_types: vec!["*".into()],
+            filters: None,
+            description: None,
+            retry_schedule_secs: None,
+            active: Some(false),
+        },
+    )
+    .await
+    .unwrap();
+    let job = w.waha("4915112345678@c.us", "wamid-nosub-2", "again");
+    w.run(&job).await.unwrap();
+    assert_eq!(fanouts(stream_jobs(&w.redis, "webhooks").await), 1);
+}
