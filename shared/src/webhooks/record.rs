@@ -134,10 +134,13 @@ impl Webhooks {
         let mut conn = self.db.get().await?;
         conn.transaction::<_, WebhookError, _>(|conn| {
             async move {
-                insert_log(conn, sub, row, task.attempt, result, ended).await?;
+                // The subscription's row lock comes first: the log row's foreign key takes a
+                // share lock on it, and two attempts that each held that share lock while
+                // waiting to lock the row for update deadlocked.
                 let Some(locked) = lock_subscription(conn, &sub.id).await? else {
                     return Ok(Outcome::Skipped("subscription deleted"));
                 };
+                insert_log(conn, sub, row, task.attempt, result, ended).await?;
                 let streak =
                     streak_after(&locked, result.verdict(), self.config.disable_after, ended);
                 let inactive = update_subscription(conn, &locked, &streak, ended).await?;
