@@ -18,8 +18,9 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     /// WEBHOOK_RESPONSE_CAP_BYTES: how much of a response body is kept in the log (default 4096).
     pub response_cap: usize,
-    /// WEBHOOK_ENDPOINT_CONCURRENCY: attempts in flight to one subscription per worker process
-    /// (default 4); further jobs for it are put back in the delayed set instead of waiting.
+    /// WEBHOOK_ENDPOINT_CONCURRENCY: attempts in flight to one subscription across every worker
+    /// (default 4, held in Redis); further jobs for it are put back in the delayed set instead
+    /// of waiting.
     pub endpoint_concurrency: usize,
     /// How far a job deferred by the per-endpoint limit is pushed back (default 2 s).
     pub defer_by: Duration,

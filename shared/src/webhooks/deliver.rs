@@ -1,7 +1,7 @@
 //! The `webhook.deliver` handler: one attempt at one event for one subscription.
 //!
 //! Steps: [`prepare`](Webhooks::prepare) (drop duplicates, hold for inactive subscriptions) →
-//! take a per-endpoint slot or [`defer`](Webhooks::defer) → sign and send → record (see
+//! take a fleet-wide per-endpoint slot ([`super::limiter`]) or [`defer`](Webhooks::defer) → sign and send → record (see
 //! [`super::record`]). Failures are never slept on and never returned to the queue as errors:
 //! the next attempt is scheduled by the record step on the subscription's own schedule, so a
 //! failing endpoint costs a worker slot only for the length of one attempt. An error is
@@ -73,7 +73,12 @@ impl Webhooks {
             Prepared::Ready(ready) => *ready,
             Prepared::Done(outcome) => return Ok(outcome),
         };
-        let Some(slot) = self.limiter.try_acquire(&sub.id) else {
+        let Some(slot) = self
+            .limiter
+            .try_acquire(&sub.id)
+            .await
+            .map_err(WebhookError::from)?
+        else {
             return Ok(self.defer(job).await?);
         };
         let outgoing = Outgoing {
@@ -83,7 +88,7 @@ impl Webhooks {
             secrets: sub.signing_secrets(self.clock.now()),
         };
         let result = self.client.send(&outgoing).await;
-        drop(slot);
+        self.limiter.release(slot).await;
         tracing::info!(
             subscription_id = %sub.id,
             event_id = %row.event_id,

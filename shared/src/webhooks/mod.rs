@@ -118,7 +118,12 @@ impl Webhooks {
         let client = WebhookClient::new(config.clone())
             .map_err(|e| WebhookError::Invalid(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
-            limiter: limiter::EndpointLimiter::new(config.endpoint_concurrency),
+            limiter: limiter::EndpointLimiter::new(
+                queues.clone(),
+                config.endpoint_concurrency,
+                // Outlives the longest attempt, so only a dead worker's slot ever expires.
+                config.timeout + std::time::Duration::from_secs(15),
+            ),
             db,
             queues,
             client,
@@ -155,6 +160,11 @@ impl Webhooks {
 
     pub fn db(&self) -> &DbPool {
         &self.db
+    }
+
+    /// The fleet-wide per-endpoint limit (tests and tools read its in-flight count).
+    pub fn limiter(&self) -> &limiter::EndpointLimiter {
+        &self.limiter
     }
 }
 

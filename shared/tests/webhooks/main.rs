@@ -5,6 +5,7 @@
 mod delivery;
 mod disabled_event;
 mod fanout;
+mod fleet_limit;
 mod isolation;
 mod recovery;
 mod ssrf;
