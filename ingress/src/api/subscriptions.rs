@@ -3,8 +3,6 @@
 //! Another tenant's subscription is "not found". The signing secret is in the answer to create
 //! and rotate-secret only.
 
-use std::sync::OnceLock;
-
 use chrono::{DateTime, Utc};
 use hyper::{Method, Request, StatusCode, body::Incoming};
 use serde_json::{Map, Value, json};
@@ -71,17 +69,14 @@ impl Route {
     }
 }
 
-/// One delivery machinery per process, configured from `WEBHOOK_*`.
-fn hooks(call: &Call<'_>) -> Result<&'static Webhooks, ApiError> {
-    static HOOKS: OnceLock<Webhooks> = OnceLock::new();
-    if let Some(h) = HOOKS.get() {
-        return Ok(h);
-    }
+/// The delivery machinery over this API's stores, configured from `WEBHOOK_*`. Built per call:
+/// the endpoints that need it (rotate, recover, replay, test-webhook) are rare, and a
+/// process-wide copy would keep the stores of the first `Api` it saw (tests run many).
+fn hooks(call: &Call<'_>) -> Result<Webhooks, ApiError> {
     let config = WebhookConfig::from_env()
         .map_err(|e| ApiError::Conversation(ConversationError::Pool(e.to_string())))?;
     let c = &call.api.conversations;
-    let built = Webhooks::new(c.db.clone(), c.outbox.queues().clone(), config).map_err(failed)?;
-    Ok(HOOKS.get_or_init(|| built))
+    Webhooks::new(c.db.clone(), c.outbox.queues().clone(), config).map_err(failed)
 }
 
 /// shared::webhooks' errors as API errors: Invalid → 400, Conflict → 409, else 503.
