@@ -185,22 +185,15 @@ struct Appended {
 }
 
 /// One round trip: the next version of the aggregate, the event, and its outbox row when it is
-/// broadcast.
+/// broadcast (in the `event_log_append` function).
 fn insert(
     row: &EventRow,
     broadcast: bool,
 ) -> impl diesel_async::methods::LoadQuery<'static, AsyncPgConnection, Appended> + Send + use<> {
+    // A function (migration 000010_event_log_functions) so that Postgres keeps the plan.
     diesel::sql_query(
-        "WITH e AS ( \
-           INSERT INTO event_logs (id, tenant_id, type, version, source, aggregate_type, \
-             aggregate_id, aggregate_version, correlation_id, causation_id, data, channels, \
-             occurred_at) \
-           SELECT $1, $2, $3, $4, $5, $6, $7, COALESCE(MAX(aggregate_version), 0) + 1, $8, $9, \
-             $10, $11, $12 \
-           FROM event_logs WHERE aggregate_type = $6 AND aggregate_id = $7 \
-           RETURNING id, seq, aggregate_version), \
-         o AS (INSERT INTO event_outbox (event_id) SELECT id FROM e WHERE $13) \
-         SELECT seq, aggregate_version FROM e",
+        "SELECT appended_seq AS seq, appended_version AS aggregate_version \
+         FROM event_log_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
     )
     .bind::<Text, _>(row.id.clone())
     .bind::<Text, _>(row.tenant_id.clone())

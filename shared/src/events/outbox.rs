@@ -168,14 +168,12 @@ impl Outbox {
             return Ok(());
         }
         let mut conn = self.db.get().await?;
-        diesel::sql_query(
-            "WITH e AS (DELETE FROM event_outbox WHERE event_id = ANY($1)) \
-             DELETE FROM job_outbox WHERE job_id = ANY($2)",
-        )
-        .bind::<Array<Text>, _>(event_ids)
-        .bind::<Array<Text>, _>(job_ids)
-        .execute(&mut conn)
-        .await?;
+        // A function (migration 000010_event_log_functions) so that Postgres keeps the plan.
+        diesel::sql_query("SELECT outbox_forget($1, $2)")
+            .bind::<Array<Text>, _>(event_ids)
+            .bind::<Array<Text>, _>(job_ids)
+            .execute(&mut conn)
+            .await?;
         Ok(())
     }
 
