@@ -6,6 +6,7 @@ mod delivery;
 mod errors;
 mod handler;
 mod ledger;
+mod pause_record;
 mod send;
 mod smtp_server;
 mod standin;
