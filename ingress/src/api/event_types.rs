@@ -245,3 +245,33 @@ fn entity(body: &Map<String, Value>) -> Result<Option<Entity>, ApiError> {
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_match_their_paths_and_methods() {
+        let of = |m: Method, p: &str| Route::of(&m, p).map(|r| r.map_err(|e| e.to_string()));
+        assert_eq!(of(Method::POST, "/api/events"), Some(Ok(Route::Publish)));
+        assert_eq!(
+            of(Method::GET, "/api/events"),
+            None,
+            "listing is the events API's"
+        );
+        assert_eq!(of(Method::GET, "/api/events/types/"), Some(Ok(Route::List)));
+        assert_eq!(
+            of(Method::PUT, "/api/events/types/order.created"),
+            Some(Ok(Route::Update("order.created".into())))
+        );
+        assert_eq!(
+            of(Method::DELETE, "/api/events/types/order.created"),
+            Some(Ok(Route::Archive("order.created".into())))
+        );
+        assert!(matches!(
+            of(Method::PATCH, "/api/events/types/x.y"),
+            Some(Err(_))
+        ));
+        assert_eq!(of(Method::GET, "/api/events/schemas"), None);
+    }
+}

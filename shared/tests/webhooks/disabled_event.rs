@@ -81,7 +81,7 @@ async fn the_disabling_transaction_logs_and_stages_subscription_disabled() {
         .load(&mut conn)
         .await
         .unwrap();
-    assert_eq!(staged_event, [disabled.event_id.clone()]);
+    assert_eq!(staged_event, std::slice::from_ref(&disabled.event_id));
     let staged_jobs: Vec<(String, serde_json::Value)> = job_outbox::table
         .select((job_outbox::origin, job_outbox::job))
         .load(&mut conn)
@@ -91,7 +91,7 @@ async fn the_disabling_transaction_logs_and_stages_subscription_disabled() {
     assert_eq!(staged_jobs[0].0, disabled.origin());
     assert_eq!(staged_jobs[0].1["kind"], FANOUT_KIND);
     let task: FanOutTask = serde_json::from_value(staged_jobs[0].1["payload"].clone()).unwrap();
-    assert_eq!(task.event_ids, [disabled.event_id.clone()]);
+    assert_eq!(task.event_ids, std::slice::from_ref(&disabled.event_id));
     assert_eq!(h.disabled.lock().unwrap().len(), 1, "the hook ran once");
 
     // Sending the origin's rows (what `emit_disabled` does after the commit, or the relay
