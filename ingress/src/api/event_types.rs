@@ -35,6 +35,7 @@ impl Route {
         let wrong = |allow: &'static str| Some(Err(ApiError::MethodNotAllowed(allow)));
         let route = match (segments.as_slice(), method.clone()) {
             (["events"], Method::POST) => Self::Publish,
+            (["events"], m) if m != Method::GET => return wrong("GET, POST"),
             (["events", "types"], Method::GET) => Self::List,
             (["events", "types"], Method::POST) => Self::Create,
             (["events", "types"], _) => return wrong("GET, POST"),
@@ -259,6 +260,7 @@ mod tests {
             None,
             "listing is the events API's"
         );
+        assert!(matches!(of(Method::PUT, "/api/events"), Some(Err(_))));
         assert_eq!(of(Method::GET, "/api/events/types/"), Some(Ok(Route::List)));
         assert_eq!(
             of(Method::PUT, "/api/events/types/order.created"),

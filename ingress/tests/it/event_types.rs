@@ -413,3 +413,41 @@ async fn types_are_tenant_scoped_checked_and_archivable() {
     let (status, _) = call(&app, &a, "PATCH", &one, Value::Null).await;
     assert_eq!(status, 405);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_publishes_with_one_idempotency_key_log_one_event() {
+    let app = TestApp::spawn().await;
+    let a = key(&app, &app.tenant_id).await;
+    let (status, _) = register(&app, &a, "order.created").await;
+    assert_eq!(status, 201);
+    let body = json!({
+        "type": "order.created",
+        "data": { "order_id": "o", "amount": 1, "currency": "USD" },
+        "idempotency_key": "order-o",
+    });
+    let publish = || call(&app, &a, "POST", "/api/events", body.clone());
+    let (x, y, z) = tokio::join!(publish(), publish(), publish());
+    let mut statuses = [x.0, y.0, z.0];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 201], "{x:?} {y:?} {z:?}");
+    assert_eq!(x.1["event"]["id"], y.1["event"]["id"]);
+    assert_eq!(y.1["event"]["id"], z.1["event"]["id"]);
+    assert_eq!(logged(&app, &a, "order.created").await.len(), 1);
+
+    // The key in the body and the header must agree.
+    let auth = format!("Bearer {a}");
+    let reply = app
+        .request(
+            "POST",
+            "/api/events",
+            &[
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+                ("idempotency-key", "another"),
+            ],
+            body.to_string(),
+        )
+        .await;
+    assert_eq!(reply.status, 400);
+    assert_eq!(reply.json()["field"], "idempotency_key");
+}

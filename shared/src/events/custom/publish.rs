@@ -148,6 +148,13 @@ pub async fn publish(
     match outcome {
         Ok(published) => {
             metrics::counter!("switchyard_custom_events_total", "outcome" => "logged").increment(1);
+            tracing::info!(
+                tenant_id,
+                event_id = %published.event.envelope.id,
+                event_type = %published.event.envelope.event_type,
+                correlation_id = %publish.correlation_id,
+                "custom event logged"
+            );
             Ok(published)
         }
         Err(TxError::Replay(event_id)) => {
