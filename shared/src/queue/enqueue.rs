@@ -59,13 +59,11 @@ impl Queues {
         window: Duration,
     ) -> Result<Enqueued, QueueError> {
         let keys = self.keys(&job.queue);
-        let mut job = job.clone();
-        job.dedup_key = Some(dedup_key.to_owned());
         let mut conn = self.conn().await?;
         let (added, value): (i64, String) = scripts::ENQUEUE_UNIQUE
             .key(&keys.stream)
             .key(keys.dedup(dedup_key))
-            .arg(job.to_json())
+            .arg(job.to_json_with_dedup_key(dedup_key))
             .arg(window.as_millis().max(1) as u64)
             .arg(job.id.to_string())
             .invoke_async(&mut conn)

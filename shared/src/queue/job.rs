@@ -115,4 +115,73 @@ impl Job {
         // Serialising a struct of strings, numbers and a JSON value cannot fail.
         serde_json::to_string(self).unwrap_or_default()
     }
+
+    /// The envelope as [`Job::to_json`] would write it with `dedup_key` set, without cloning
+    /// the job (and its payload) to set it: ingress does this once per webhook.
+    pub(crate) fn to_json_with_dedup_key(&self, dedup_key: &str) -> String {
+        let envelope = EnvelopeRef {
+            id: &self.id,
+            kind: &self.kind,
+            queue: &self.queue,
+            payload: &self.payload,
+            attempt: self.attempt,
+            max_attempts: self.max_attempts,
+            enqueued_at: &self.enqueued_at,
+            tenant_id: self.tenant_id.as_deref(),
+            correlation_id: &self.correlation_id,
+            dedup_key: Some(dedup_key),
+            last_error: self.last_error.as_deref(),
+        };
+        serde_json::to_string(&envelope).unwrap_or_default()
+    }
+}
+
+/// [`Job`]'s fields, borrowed, in the same order and with the same serde attributes (a test
+/// compares the two outputs).
+#[derive(Serialize)]
+struct EnvelopeRef<'a> {
+    id: &'a JobId,
+    kind: &'a str,
+    queue: &'a QueueName,
+    payload: &'a serde_json::Value,
+    attempt: u32,
+    max_attempts: u32,
+    enqueued_at: &'a DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant_id: Option<&'a str>,
+    correlation_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dedup_key: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<&'a str>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        let queue = QueueName::new("envelope-test").expect("name");
+        Job::new(
+            queue,
+            "noop",
+            serde_json::json!({ "text": "hi", "n": [1, 2] }),
+        )
+    }
+
+    #[test]
+    fn the_borrowed_envelope_writes_what_a_job_with_that_dedup_key_writes() {
+        let bare = job();
+        let full = job()
+            .with_tenant("t1")
+            .with_correlation_id("c1")
+            .with_dedup_key("old")
+            .next_attempt("boom");
+        for job in [bare, full] {
+            let expected = job.clone().with_dedup_key("k1").to_json();
+            assert_eq!(job.to_json_with_dedup_key("k1"), expected);
+            let back: Job = serde_json::from_str(&expected).expect("decodes");
+            assert_eq!(back.dedup_key.as_deref(), Some("k1"));
+        }
+    }
 }
