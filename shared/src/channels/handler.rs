@@ -116,6 +116,15 @@ pub trait DeliveryStore: Send + Sync + 'static {
         task: &'a DeliveryTask,
         provider_message_id: &'a str,
     ) -> BoxFuture<'a, Result<(), JobError>>;
+    /// An attempt was refused (whatever follows: retry, failure, pause): count it and keep the
+    /// provider's error. Recording nothing is allowed (the default).
+    fn attempt_refused<'a>(
+        &'a self,
+        _task: &'a DeliveryTask,
+        _error: &'a SendError,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async { Ok(()) })
+    }
     /// It will never be sent: mark it failed, emit `message.delivery_failed` with the reason.
     fn failed<'a>(
         &'a self,
@@ -251,6 +260,7 @@ impl DeliveryHandler {
         verdict: SendError,
     ) -> Result<(), JobError> {
         let last_attempt = job.attempt >= job.max_attempts;
+        self.store.attempt_refused(task, &verdict).await?;
         match &verdict {
             SendError::ChannelBroken { .. } => {
                 if self.pause(&task.inbox_id, &verdict.to_string()).await? {

@@ -7,6 +7,9 @@
 //! message was delivered (WhatsApp may report `failed` after the send API's 200). This module
 //! decides; the caller loads the message, stores the change and emits `message.delivered`,
 //! `message.read` or `message.delivery_failed`.
+//!
+//! [`advance`] is the one order of message statuses: the pipeline's
+//! `conversation::state::MessageStatus` is this enum, its state machine defined by it.
 
 use std::{fmt, str::FromStr};
 
@@ -27,6 +30,16 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
+    /// Every status, in the forward order (`Failed` last).
+    pub const ALL: &'static [Self] = &[
+        Self::New,
+        Self::Stored,
+        Self::Sent,
+        Self::Delivered,
+        Self::Read,
+        Self::Failed,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::New => "new",
@@ -60,17 +73,11 @@ impl fmt::Display for DeliveryStatus {
 impl FromStr for DeliveryStatus {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [
-            Self::New,
-            Self::Stored,
-            Self::Sent,
-            Self::Delivered,
-            Self::Read,
-            Self::Failed,
-        ]
-        .into_iter()
-        .find(|status| status.as_str() == s)
-        .ok_or_else(|| format!("unknown delivery status {s:?}"))
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|status| status.as_str() == s)
+            .ok_or_else(|| format!("unknown delivery status {s:?}"))
     }
 }
 

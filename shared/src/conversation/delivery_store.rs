@@ -1,8 +1,10 @@
 //! The pipeline's side of the `delivery.send` handler (shared::channels::handler): what a send
 //! did to the message, recorded on the `messages` table with its event, in one transaction.
 //!
-//! `sent` → the provider's id recorded, stored → delivered, `message.delivered` (DESIGN.md §4:
-//! the deliveries job reports delivered; read receipts come by status callback). `failed` →
+//! `sent` → the provider's id recorded, the attempt counted in `message_deliveries` and the
+//! message moved to the status acceptance means on its channel ([`accepted_status`]): `sent`
+//! (no event; provider callbacks move it on) or, for the widget, `delivered` with
+//! `message.delivered`. A refused attempt → counted, its error kept as `last_error`. `failed` →
 //! `message.delivery_failed` with the reason. `inbox_broken` → `inbox.delivery_paused` (the
 //! pause itself is the handler's Redis flag). Every method is idempotent: a rerun finds the
 //! message already past that point and records nothing.
@@ -23,8 +25,20 @@ use crate::{
     },
     db::schema::messages as messages_t,
     events::{NewEvent, Route, types},
+    inboxes::InboxKind,
     jobs::JobError,
 };
+
+/// What the provider's acceptance means on `channel`. The widget publishes to the visitor's
+/// session channel: there is no later receipt, so acceptance is delivery. Every other channel is
+/// `sent` until its provider says more (WhatsApp Cloud statuses, WAHA acks, Messenger
+/// watermarks); email has no receipts and stays `sent`.
+pub fn accepted_status(channel: InboxKind) -> DeliveryStatus {
+    match channel {
+        InboxKind::Widget => DeliveryStatus::Delivered,
+        _ => DeliveryStatus::Sent,
+    }
+}
 
 /// [`DeliveryStore`] on the pipeline's tables.
 pub struct PipelineDeliveryStore {
@@ -64,7 +78,24 @@ impl PipelineDeliveryStore {
             .conversations
             .begin(&task.tenant_id, &Self::causation(task))
             .await?;
-        let result = messages::record_sent(&mut tx, &task.message_id, provider_id).await;
+        let accepted = accepted_status(task.channel);
+        let result = messages::record_sent(&mut tx, &task.message_id, provider_id, accepted).await;
+        let (_, effects) = tx.finish(result).await?;
+        self.conversations.settle(effects).await;
+        Ok(())
+    }
+
+    async fn record_refused(
+        &self,
+        task: &DeliveryTask,
+        error: &SendError,
+    ) -> Result<(), ConversationError> {
+        let mut tx = self
+            .conversations
+            .begin(&task.tenant_id, &Self::causation(task))
+            .await?;
+        let result =
+            messages::record_attempt_error(&mut tx, &task.message_id, &error.to_string()).await;
         let (_, effects) = tx.finish(result).await?;
         self.conversations.settle(effects).await;
         Ok(())
@@ -132,6 +163,14 @@ impl DeliveryStore for PipelineDeliveryStore {
         provider_message_id: &'a str,
     ) -> BoxFuture<'a, Result<(), JobError>> {
         Box::pin(async move { Ok(self.record_sent(task, provider_message_id).await?) })
+    }
+
+    fn attempt_refused<'a>(
+        &'a self,
+        task: &'a DeliveryTask,
+        error: &'a SendError,
+    ) -> BoxFuture<'a, Result<(), JobError>> {
+        Box::pin(async move { Ok(self.record_refused(task, error).await?) })
     }
 
     fn failed<'a>(

@@ -16,7 +16,8 @@ use super::{
     state::{MessageStatus, StateMachine, parse_state, transition},
 };
 use crate::{
-    db::schema::messages,
+    channels::status::{StatusCallback, StatusChange, Tracked, next_status},
+    db::schema::{message_deliveries, messages},
     events::{EventType, NewEvent, Route, types},
     inboxes::{InboxKind, new_id},
 };
@@ -225,19 +226,21 @@ pub async fn mark_processed(tx: &mut Tx, id: &str) -> Result<(), ConversationErr
 #[derive(Clone, Debug, PartialEq)]
 pub enum StatusUpdate {
     Applied(Box<Message>),
-    /// Already at or past that status (callbacks arrive out of order and more than once).
+    /// Already at or past that status (callbacks arrive out of order and more than once), or a
+    /// `failed` after delivery.
     Stale,
     /// No outbound message has that provider id (not ours, or not sent by this platform).
     Unknown,
 }
 
-/// Moves the outbound message with `provider_message_id` in `inbox_id` to `status`; a stale
-/// callback is a no-op, an illegal move (read → failed) an error.
-pub async fn apply_status(
+/// Applies a callback naming one message (WhatsApp Cloud status, WAHA ack) to the outbound
+/// message with `provider_message_id` in `inbox_id`. Never moves it backwards
+/// (shared::channels::status::next_status); a real move is stored and announced.
+pub async fn apply_callback(
     tx: &mut Tx,
     inbox_id: &str,
     provider_message_id: &str,
-    status: MessageStatus,
+    callback: &StatusCallback,
     details: Value,
 ) -> Result<StatusUpdate, ConversationError> {
     let tenant_id = tx.tenant_id().to_owned();
@@ -254,93 +257,257 @@ pub async fn apply_status(
     else {
         return Ok(StatusUpdate::Unknown);
     };
-    let current: MessageStatus = parse_state(&message.status)?;
-    if current == status || (current.rank() > status.rank() && status != MessageStatus::Failed) {
-        return Ok(StatusUpdate::Stale);
+    let sent_at: Option<chrono::DateTime<chrono::Utc>> = message_deliveries::table
+        .find(&message.id)
+        .select(message_deliveries::sent_at)
+        .first(tx.conn())
+        .await
+        .optional()?
+        .flatten();
+    match apply_to(tx, &message, sent_at, callback, &details).await? {
+        Some(updated) => Ok(StatusUpdate::Applied(Box::new(updated))),
+        None => Ok(StatusUpdate::Stale),
     }
-    transition(&message.id, current, status)?;
+}
+
+/// Applies a Messenger delivery or read watermark: it covers every outbound message of the
+/// contact `contact_external_id` (the PSID) in `inbox_id` that the provider accepted at or before
+/// it (or whose mid it lists). Returns the messages it moved, oldest first.
+pub async fn apply_watermark(
+    tx: &mut Tx,
+    inbox_id: &str,
+    contact_external_id: &str,
+    callback: &StatusCallback,
+    details: Value,
+) -> Result<Vec<Message>, ConversationError> {
+    use crate::db::schema::{contacts, sessions};
+    let tenant_id = tx.tenant_id().to_owned();
+    let sessions_of_contact: Vec<String> = sessions::table
+        .inner_join(contacts::table.on(contacts::id.eq(sessions::contact_id)))
+        .filter(sessions::tenant_id.eq(&tenant_id))
+        .filter(contacts::inbox_id.eq(inbox_id))
+        .filter(contacts::external_id.eq(contact_external_id))
+        .select(sessions::id)
+        .load(tx.conn())
+        .await?;
+    // Only messages a watermark can still move; the index on (session_id, sent_at) serves it.
+    let forward = [
+        MessageStatus::Stored.as_str(),
+        MessageStatus::Sent.as_str(),
+        MessageStatus::Delivered.as_str(),
+    ];
+    let candidates: Vec<(Message, Option<chrono::DateTime<chrono::Utc>>)> = messages::table
+        .inner_join(message_deliveries::table)
+        .filter(messages::tenant_id.eq(tenant_id))
+        .filter(messages::inbox_id.eq(inbox_id))
+        .filter(messages::direction.eq("outbound"))
+        .filter(messages::status.eq_any(forward))
+        .filter(message_deliveries::session_id.eq_any(sessions_of_contact))
+        .filter(message_deliveries::sent_at.is_not_null())
+        .order((message_deliveries::sent_at.asc(), messages::id.asc()))
+        .select((Message::as_select(), message_deliveries::sent_at))
+        .for_no_key_update()
+        .load(tx.conn())
+        .await?;
+    let mut moved = Vec::new();
+    for (message, sent_at) in candidates {
+        if let Some(updated) = apply_to(tx, &message, sent_at, callback, &details).await? {
+            moved.push(updated);
+        }
+    }
+    Ok(moved)
+}
+
+/// The callback applied to one locked message: the move, or `None` when it moves nothing.
+async fn apply_to(
+    tx: &mut Tx,
+    message: &Message,
+    sent_at: Option<chrono::DateTime<chrono::Utc>>,
+    callback: &StatusCallback,
+    details: &Value,
+) -> Result<Option<Message>, ConversationError> {
+    let current: MessageStatus = parse_state(&message.status)?;
+    let tracked = Tracked {
+        status: current,
+        provider_message_id: message.provider_message_id.as_deref(),
+        sent_at_ms: sent_at.map(|t| t.timestamp_millis()),
+    };
+    let StatusChange::To(next) = next_status(tracked, callback) else {
+        return Ok(None);
+    };
+    let reason = callback.failure_reason();
+    let mut details = details.clone();
+    if let (Some(reason), Some(object)) = (&reason, details.as_object_mut()) {
+        object.insert("reason".into(), reason.as_str().into());
+    }
+    move_to(tx, message, current, next, reason.as_deref(), details)
+        .await
+        .map(Some)
+}
+
+/// Stores a forward move (checked against the one order of shared::channels::status), stamps
+/// when it happened in `message_deliveries` and emits its catalog event: `message.delivered`,
+/// `message.read` or `message.delivery_failed`; `sent` has no event of its own.
+async fn move_to(
+    tx: &mut Tx,
+    message: &Message,
+    current: MessageStatus,
+    next: MessageStatus,
+    error: Option<&str>,
+    details: Value,
+) -> Result<Message, ConversationError> {
+    transition(&message.id, current, next)?;
     let updated: Message = diesel::update(messages::table.find(&message.id))
         .set((
-            messages::status.eq(status.as_str()),
+            messages::status.eq(next.as_str()),
             messages::updated_at.eq(diesel::dsl::now),
         ))
         .returning(Message::as_returning())
         .get_result(tx.conn())
         .await?;
-    let session = super::sessions::get(tx, &updated.session_id).await?;
-    let event = match status {
-        MessageStatus::Read => types::MESSAGE_READ,
-        MessageStatus::Failed => types::MESSAGE_DELIVERY_FAILED,
-        _ => types::MESSAGE_DELIVERED,
+    deliveries::stamp(tx, &updated, next, error).await?;
+    let event = match next {
+        MessageStatus::Delivered => Some(types::MESSAGE_DELIVERED),
+        MessageStatus::Read => Some(types::MESSAGE_READ),
+        MessageStatus::Failed => Some(types::MESSAGE_DELIVERY_FAILED),
+        MessageStatus::New | MessageStatus::Stored | MessageStatus::Sent => None,
     };
-    tx.emit(NewEvent {
-        event_type: event,
-        aggregate_type: "message",
-        aggregate_id: updated.id.clone(),
-        correlation_id: session.correlation_id.clone(),
-        data: json!({ "message": json(&updated), "status": details }),
-        route: Route::session(&session.id, session.agent_type()),
-    })
-    .await?;
-    Ok(StatusUpdate::Applied(Box::new(updated)))
+    if let Some(event) = event {
+        delivery_event(tx, event, &updated, details).await?;
+    }
+    Ok(updated)
 }
 
-/// The provider accepted an outbound message: its id is recorded and the message is delivered
-/// (`message.delivered`). Returns false when that was already recorded (a rerun).
+/// The provider accepted an outbound message: its id is recorded, the attempt counted and the
+/// message moves to `accepted` — `sent`, or `delivered` where acceptance is delivery (the
+/// widget), which is announced (`message.delivered`). Returns false when that was already
+/// recorded (a rerun).
 pub async fn record_sent(
     tx: &mut Tx,
     id: &str,
     provider_message_id: &str,
+    accepted: MessageStatus,
 ) -> Result<bool, ConversationError> {
     let message = lock(tx, id).await?;
     let current: MessageStatus = parse_state(&message.status)?;
     if !matches!(current, MessageStatus::New | MessageStatus::Stored) {
         return Ok(false);
     }
-    transition(&message.id, current, MessageStatus::Delivered)?;
-    let updated: Message = diesel::update(messages::table.find(&message.id))
-        .set((
-            messages::status.eq(MessageStatus::Delivered.as_str()),
-            messages::provider_message_id.eq(provider_message_id),
-            messages::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(Message::as_returning())
-        .get_result(tx.conn())
+    diesel::update(messages::table.find(&message.id))
+        .set(messages::provider_message_id.eq(provider_message_id))
+        .execute(tx.conn())
         .await?;
-    delivery_event(
+    deliveries::attempted(tx, &message, None).await?;
+    if accepted == MessageStatus::Delivered {
+        // Acceptance is delivery: it was sent at the same moment.
+        deliveries::stamp(tx, &message, MessageStatus::Sent, None).await?;
+    }
+    let mut message = message;
+    message.provider_message_id = Some(provider_message_id.to_owned());
+    move_to(
         tx,
-        types::MESSAGE_DELIVERED,
-        &updated,
+        &message,
+        current,
+        accepted,
+        None,
         json!({ "source": "send" }),
     )
     .await?;
     Ok(true)
 }
 
+/// An attempt to send the message was refused (it will be retried, fail or wait for its inbox):
+/// counted, with the provider's error kept as `last_error`.
+pub async fn record_attempt_error(
+    tx: &mut Tx,
+    id: &str,
+    error: &str,
+) -> Result<(), ConversationError> {
+    let message = lock(tx, id).await?;
+    deliveries::attempted(tx, &message, Some(error)).await
+}
+
 /// An outbound message will never be sent: failed (`message.delivery_failed` with the
-/// reason). Returns false when it was already past that point.
+/// reason, kept as `last_error`). Returns false when it was already past that point.
 pub async fn record_failed(tx: &mut Tx, id: &str, reason: &str) -> Result<bool, ConversationError> {
     let message = lock(tx, id).await?;
     let current: MessageStatus = parse_state(&message.status)?;
     if !current.can_become(MessageStatus::Failed) {
         return Ok(false);
     }
-    let updated: Message = diesel::update(messages::table.find(&message.id))
-        .set((
-            messages::status.eq(MessageStatus::Failed.as_str()),
-            messages::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(Message::as_returning())
-        .get_result(tx.conn())
-        .await?;
-    delivery_event(
+    move_to(
         tx,
-        types::MESSAGE_DELIVERY_FAILED,
-        &updated,
+        &message,
+        current,
+        MessageStatus::Failed,
+        Some(reason),
         json!({ "reason": reason }),
     )
     .await?;
     Ok(true)
+}
+
+/// `message_deliveries`: one row per outbound message once a delivery touched it.
+mod deliveries {
+    use diesel::sql_types::{Bool, Integer, Nullable, Text};
+    use diesel_async::RunQueryDsl;
+
+    use super::{ConversationError, Message, MessageStatus, Tx};
+
+    /// Counts one attempt; keeps `error` as the last error (a success keeps the earlier one).
+    pub async fn attempted(
+        tx: &mut Tx,
+        message: &Message,
+        error: Option<&str>,
+    ) -> Result<(), ConversationError> {
+        upsert(tx, message, 1, None, error).await
+    }
+
+    /// When the message reached `status` (the first time: a timestamp is never moved).
+    pub async fn stamp(
+        tx: &mut Tx,
+        message: &Message,
+        status: MessageStatus,
+        error: Option<&str>,
+    ) -> Result<(), ConversationError> {
+        upsert(tx, message, 0, Some(status), error).await
+    }
+
+    async fn upsert(
+        tx: &mut Tx,
+        message: &Message,
+        attempts: i32,
+        reached: Option<MessageStatus>,
+        error: Option<&str>,
+    ) -> Result<(), ConversationError> {
+        let at = |s: MessageStatus| reached == Some(s);
+        diesel::sql_query(
+            "INSERT INTO message_deliveries AS d \
+                 (message_id, session_id, attempts, sent_at, delivered_at, read_at, failed_at, \
+                  last_error, updated_at) \
+             VALUES ($1, $2, $3, CASE WHEN $4 THEN now() END, CASE WHEN $5 THEN now() END, \
+                     CASE WHEN $6 THEN now() END, CASE WHEN $7 THEN now() END, $8, now()) \
+             ON CONFLICT (message_id) DO UPDATE SET \
+                 attempts = d.attempts + EXCLUDED.attempts, \
+                 sent_at = COALESCE(d.sent_at, EXCLUDED.sent_at), \
+                 delivered_at = COALESCE(d.delivered_at, EXCLUDED.delivered_at), \
+                 read_at = COALESCE(d.read_at, EXCLUDED.read_at), \
+                 failed_at = COALESCE(d.failed_at, EXCLUDED.failed_at), \
+                 last_error = COALESCE(EXCLUDED.last_error, d.last_error), \
+                 updated_at = now()",
+        )
+        .bind::<Text, _>(&message.id)
+        .bind::<Text, _>(&message.session_id)
+        .bind::<Integer, _>(attempts)
+        .bind::<Bool, _>(at(MessageStatus::Sent))
+        .bind::<Bool, _>(at(MessageStatus::Delivered))
+        .bind::<Bool, _>(at(MessageStatus::Read))
+        .bind::<Bool, _>(at(MessageStatus::Failed))
+        .bind::<Nullable<Text>, _>(error)
+        .execute(tx.conn())
+        .await?;
+        Ok(())
+    }
 }
 
 async fn delivery_event(

@@ -2,7 +2,8 @@
 //! through [`transition`]; an illegal one is an [`IllegalTransition`] (409 on the API, a
 //! permanent failure in a job), never silently applied.
 //!
-//! - message: new → stored → delivered → read, and failed from any state before read
+//! - message: new → stored → sent → delivered → read, forward only (steps may be skipped), and
+//!   failed only from new, stored or sent — shared::channels::status::advance, the one order
 //! - session: bot ⇄ live, either → closed
 //! - case: created → assigned → in_progress → resolved → closed (the CSAT survey follows)
 //! - queue item: waiting → assigned → done, or waiting → done (the session went away)
@@ -89,40 +90,19 @@ macro_rules! states {
     };
 }
 
-states!(MessageStatus, "message", [
-    New => "new", Stored => "stored", Delivered => "delivered", Read => "read", Failed => "failed",
-]);
+/// An outbound (or inbound) message's status: the delivery status of shared::channels::status,
+/// so provider callbacks and the pipeline share one enum and one order.
+pub use crate::channels::status::DeliveryStatus as MessageStatus;
 
 impl StateMachine for MessageStatus {
     const ENTITY: &'static str = "message";
-    const ALL: &'static [Self] = Self::VARIANTS;
+    const ALL: &'static [Self] = MessageStatus::ALL;
     fn as_str(self) -> &'static str {
-        self.text()
+        MessageStatus::as_str(self)
     }
     fn can_become(self, next: Self) -> bool {
-        use MessageStatus::*;
-        matches!(
-            (self, next),
-            (New, Stored)
-                | (Stored, Delivered)
-                | (Delivered, Read)
-                | (Stored, Read)
-                | (New | Stored | Delivered, Failed)
-        )
-    }
-}
-
-impl MessageStatus {
-    /// How far along a message is: provider callbacks arrive out of order, and one that would
-    /// move a message backwards (delivered after read) is stale, not illegal.
-    pub fn rank(self) -> u8 {
-        match self {
-            Self::New => 0,
-            Self::Stored => 1,
-            Self::Delivered => 2,
-            Self::Read => 3,
-            Self::Failed => 4,
-        }
+        crate::channels::status::advance(self, next)
+            == crate::channels::status::StatusChange::To(next)
     }
 }
 
@@ -239,12 +219,18 @@ mod tests {
         use MessageStatus::*;
         check(&[
             (New, Stored),
+            (New, Sent),
+            (New, Delivered),
+            (New, Read),
+            (Stored, Sent),
             (Stored, Delivered),
-            (Delivered, Read),
             (Stored, Read),
+            (Sent, Delivered),
+            (Sent, Read),
+            (Delivered, Read),
             (New, Failed),
             (Stored, Failed),
-            (Delivered, Failed),
+            (Sent, Failed),
         ]);
     }
 
