@@ -4,6 +4,11 @@
 //! webhook arrives again, the customer asks for an agent, an agent is assigned, replies, closes
 //! the case, the CSAT survey goes out and its answer is stored — and the subscriber saw every
 //! event on exactly the matrix's channels, in order, with the first webhook's correlation id.
+//! Then a second `worker` runs `deliveries` against a loopback WAHA stand-in (`WAHA_BASE_URL`,
+//! `WAHA_API_KEY`): every reply — the bot's two, the agent's, the CSAT survey — is POSTed to
+//! `/api/sendText` exactly once with WAHA's documented body and key; WAHA's `message.ack` (READ)
+//! webhooks, signed with the inbox's HMAC key, go through the ingress binary and every reply
+//! ends `read`, with one `message.read` each, broadcast on exactly the matrix's channels.
 //!
 //! The `ingress` binary is taken from beside the `worker` binary (`cargo test --workspace`
 //! builds both). If it is missing (`cargo test -p worker` alone), or was built before `/api`
@@ -29,6 +34,51 @@ use crate::{
     World, eventually, expected_broadcasts,
     http::{ApiServer, CREATED, Client, send},
 };
+
+// The WAHA / Graph API stand-in of shared's channel tests; not every part is used here.
+#[allow(dead_code)]
+#[path = "../../../shared/tests/channels/standin.rs"]
+mod standin;
+use standin::{Reply, StandIn};
+
+/// The inbox's WAHA webhook HMAC key: every webhook below is signed with it.
+const HMAC_KEY: &str = "e2e-waha-hmac-key";
+
+/// Hex HMAC-SHA512 of `body` (RFC 2104), as WAHA signs its webhooks (`X-Webhook-Hmac`).
+fn waha_signature(body: &str) -> String {
+    use sha2::{Digest, Sha512};
+    const BLOCK: usize = 128;
+    let mut key = [0u8; BLOCK];
+    key[..HMAC_KEY.len()].copy_from_slice(HMAC_KEY.as_bytes());
+    let pad = |byte: u8| key.iter().map(|k| k ^ byte).collect::<Vec<u8>>();
+    let inner = Sha512::new()
+        .chain_update(pad(0x36))
+        .chain_update(body.as_bytes())
+        .finalize();
+    hex::encode(
+        Sha512::new()
+            .chain_update(pad(0x5c))
+            .chain_update(inner)
+            .finalize(),
+    )
+}
+
+/// WAHA's `message.ack` webhook for our message `id` (fixture waha-message-ack.json).
+fn waha_ack_body(id: &str, ack: i64) -> String {
+    json!({
+        "id": unique("evt"),
+        "timestamp": 1763801042000u64,
+        "event": "message.ack",
+        "session": "default",
+        "me": { "id": "4915100000001@c.us", "pushName": "Acme Support" },
+        "payload": {
+            "id": id, "from": "4915100000001@c.us", "fromMe": true,
+            "to": "4915212345678@c.us", "ack": ack, "ackName": "READ"
+        },
+        "engine": "WEBJS"
+    })
+    .to_string()
+}
 
 /// A child process killed (SIGTERM, then SIGKILL) when dropped.
 struct Proc(Child);
@@ -183,6 +233,15 @@ async fn webhook_to_csat_through_the_real_binaries() {
     .await
     .unwrap()
     .token;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE inboxes SET waha_hmac_key = '{HMAC_KEY}' WHERE id = '{}'",
+            w.inbox_id
+        )),
+        &mut conn,
+    )
+    .await
+    .unwrap();
     drop(conn);
     let subscriber = w.subscribe(&w.tenant_id).await;
     let front = front(&w).await;
@@ -196,11 +255,15 @@ async fn webhook_to_csat_through_the_real_binaries() {
     let post = |id: &'static str, text: &'static str, corr: String| {
         let (addr, hook) = (front.webhooks, hook.clone());
         async move {
+            let body = waha_body(id, text);
+            let signature = waha_signature(&body);
             let headers = [
                 ("content-type", "application/json"),
                 ("x-correlation-id", corr.as_str()),
+                ("x-webhook-hmac", signature.as_str()),
+                ("x-webhook-hmac-algorithm", "sha512"),
             ];
-            send(addr, "POST", &hook, &headers, waha_body(id, text)).await
+            send(addr, "POST", &hook, &headers, body).await
         }
     };
 
@@ -343,4 +406,143 @@ async fn webhook_to_csat_through_the_real_binaries() {
         "every event on exactly the matrix's channels, in order"
     );
     assert_eq!(subscriber.settle().await.len(), expected.len());
+
+    // Every reply reaches WAHA, exactly once: a worker for `deliveries` with the deployment's
+    // WAHA server (the inbox stores no outbound settings of its own).
+    let waha = StandIn::start().await;
+    let staged = w.deliveries().await;
+    for n in 0..staged.len() {
+        waha.reply(Reply::json(
+            201,
+            json!({"id": format!("true_4915212345678@c.us_3EB0OUT{n}")}),
+        ));
+    }
+    let api_key = unique("waha-key");
+    let mut vars = env(&w);
+    vars.push(("WAHA_BASE_URL", waha.base.to_string()));
+    vars.push(("WAHA_API_KEY", api_key.clone()));
+    let _sender = spawn(
+        &PathBuf::from(env!("CARGO_BIN_EXE_worker")),
+        &["--queue=deliveries", "--concurrency=2"],
+        &vars,
+    );
+    let outbound = "SELECT 1 FROM messages WHERE direction = 'outbound'";
+    eventually("every reply is accepted by WAHA", || async {
+        w.count(&format!("{outbound} AND status = 'sent'")).await == 4
+    })
+    .await;
+    let mut sent_texts: Vec<String> = waha
+        .requests()
+        .iter()
+        .map(|r| {
+            assert_eq!(
+                (r.method.as_str(), r.path.as_str()),
+                ("POST", "/api/sendText")
+            );
+            assert_eq!(r.header("x-api-key"), Some(api_key.as_str()));
+            assert_eq!(r.header("content-type"), Some("application/json"), "{r:?}");
+            let keys: Vec<&String> = r.body.as_object().unwrap().keys().collect();
+            assert_eq!(keys.len(), 3, "session, chatId, text: {:?}", r.body);
+            assert_eq!(r.body["session"], "default");
+            assert_eq!(r.body["chatId"], "4915212345678@c.us");
+            r.body["text"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    let mut staged_texts: Vec<String> = staged
+        .iter()
+        .map(|j| j.payload["text"].as_str().unwrap().to_owned())
+        .collect();
+    sent_texts.sort();
+    staged_texts.sort();
+    assert_eq!(sent_texts, staged_texts, "each reply once, none other");
+    assert!(staged_texts.contains(&"Hi Maria, I'm on it".to_owned()));
+
+    // WAHA reports each one READ (ack 3): signed webhooks through ingress.
+    let provider_ids: Vec<(String, String)> = {
+        use diesel::prelude::*;
+        use shared::db::schema::messages as m;
+        let mut conn = w.db.pool.get().await.unwrap();
+        diesel_async::RunQueryDsl::load(
+            m::table
+                .filter(m::direction.eq("outbound"))
+                .select((m::id, m::provider_message_id.assume_not_null())),
+            &mut conn,
+        )
+        .await
+        .unwrap()
+    };
+    assert_eq!(provider_ids.len(), 4);
+    let before = subscriber.seen().len();
+    for (_, provider_id) in &provider_ids {
+        let body = waha_ack_body(provider_id, 3);
+        let signature = waha_signature(&body);
+        let headers = [
+            ("content-type", "application/json"),
+            ("x-webhook-hmac", signature.as_str()),
+            ("x-webhook-hmac-algorithm", "sha512"),
+        ];
+        let answer = send(front.webhooks, "POST", &hook, &headers, body).await;
+        assert_eq!(
+            (answer.status, answer.body["accepted"].clone()),
+            (200, json!(1))
+        );
+    }
+    // An unsigned ack is refused: the inbox requires the signature.
+    let unsigned = send(
+        front.webhooks,
+        "POST",
+        &hook,
+        &[("content-type", "application/json")],
+        waha_ack_body(&provider_ids[0].1, 3),
+    )
+    .await;
+    assert_eq!(unsigned.status, 401, "{:?}", unsigned.body);
+    eventually("every reply is read", || async {
+        w.count(&format!("{outbound} AND status = 'read'")).await == 4
+    })
+    .await;
+    for (message_id, _) in &provider_ids {
+        let read = format!(
+            "SELECT 1 FROM event_logs WHERE type = 'message.read' AND aggregate_id = '{message_id}'"
+        );
+        assert_eq!(w.count(&read).await, 1, "one message.read for {message_id}");
+        let stamped = format!(
+            "SELECT 1 FROM message_deliveries WHERE message_id = '{message_id}' AND attempts = 1 AND sent_at IS NOT NULL AND read_at IS NOT NULL"
+        );
+        assert_eq!(w.count(&stamped).await, 1);
+    }
+    // message.read on exactly the matrix's channels (DESIGN.md §5 names none: logged only).
+    let events = w.events().await;
+    let read_events: Vec<_> = events
+        .iter()
+        .filter(|e| e.envelope.event_type == "message.read")
+        .collect();
+    assert_eq!(read_events.len(), 4);
+    let mut expected_reads: Vec<(String, String)> = Vec::new();
+    for event in &read_events {
+        let case_id = case_id.as_str();
+        let channels = crate::matrix("message.read", &session_id, &w.inbox_id, case_id, "live")
+            .unwrap_or_default();
+        for channel in channels {
+            expected_reads.push((
+                format!(
+                    "{}private-tenant.{}.{channel}",
+                    w.broadcast_prefix, w.tenant_id
+                ),
+                event.envelope.id.clone(),
+            ));
+        }
+    }
+    let seen_reads: Vec<(String, String)> = subscriber.settle().await[before..]
+        .iter()
+        .filter(|(_, p)| p["event"] == "message.read")
+        .map(|(c, p)| (c.clone(), p["data"]["id"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    assert_eq!(seen_reads, expected_reads);
+    assert_eq!(
+        shared::events::channels::audiences(shared::events::types::MESSAGE_READ).len(),
+        expected_reads.len() / read_events.len(),
+        "the test's matrix agrees with the pipeline's"
+    );
+    assert_eq!(waha.requests().len(), 4, "no reply was sent twice");
 }
