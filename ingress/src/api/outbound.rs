@@ -84,10 +84,21 @@ async fn put(call: &Call<'_>, id: &str, request: Request<Incoming>) -> Result<An
     let settings = settings(&body, kind, "")?;
     let mut conn = call.conn().await?;
     let row = outbound::put(&mut conn, id, &settings).await.map_err(db)?;
-    tracing::info!(inbox_id = id, "outbound settings replaced");
+    drop(conn);
+    // Deliveries held because the inbox had no settings go out now, not at their next recheck.
+    // A paused inbox keeps them until an operator resumes it (new credentials alone do not
+    // prove the channel works again).
+    let released = if row.pause.is_none() {
+        pause::release(&call.api.queues, id)
+            .await
+            .map_err(|e| ApiError::Conversation(ConversationError::Pool(e.to_string())))?
+    } else {
+        0
+    };
+    tracing::info!(inbox_id = id, released, "outbound settings replaced");
     Ok(Answer(
         StatusCode::OK,
-        json!({ "inbox_id": id, "outbound": summary(Some(&row)) }),
+        json!({ "inbox_id": id, "outbound": summary(Some(&row)), "released": released }),
     ))
 }
 

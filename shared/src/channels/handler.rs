@@ -20,7 +20,7 @@ use super::{
     ChannelSender, ChannelSettings, Delivery, EmailThread, OutboundMessage, keys,
     status::DeliveryStatus,
     throttle::BucketConfig,
-    verdict::{CHANNEL_BROKEN_DELAY, SendError, job_error},
+    verdict::{SendError, job_error},
 };
 use crate::{
     inboxes::InboxKind,
@@ -231,16 +231,20 @@ impl DeliveryHandler {
             Some(_) => {}
         }
         if let Some(reason) = self.paused(&task.inbox_id).await? {
-            return self.park(job, &task, &reason).await;
+            return self.park(job, &task, &format!("is paused: {reason}")).await;
         }
         let state = self.settings.state(&task.inbox_id).await?;
         if let Some(reason) = state.paused {
             // The durable record outlived the Redis flag (Redis restarted or was flushed):
             // restore the fast path and hold the job.
             self.pause(&task.inbox_id, &reason).await?;
-            return self.park(job, &task, &reason).await;
+            return self.park(job, &task, &format!("is paused: {reason}")).await;
         }
-        let sender = self.sender(&task, state.revision).await?;
+        let Some(sender) = self.sender(&task, state.revision).await? else {
+            // Not configured yet: hold the job without burning an attempt; saving the inbox's
+            // outbound settings (PUT /api/inboxes/{id}/outbound) releases it at once.
+            return self.park(job, &task, "has no outbound settings").await;
+        };
         let bucket = BucketConfig::from_env(task.channel);
         let outcome = self
             .delivery
@@ -272,7 +276,7 @@ impl DeliveryHandler {
                     }
                     alert(task, &verdict);
                 }
-                return self.park(job, task, &verdict.to_string()).await;
+                return self.park(job, task, &format!("is paused: {verdict}")).await;
             }
             SendError::Permanent { .. } => self.store.failed(task, &verdict).await?,
             _ if last_attempt => self.store.failed(task, &verdict).await?,
@@ -286,20 +290,15 @@ impl DeliveryHandler {
         &self,
         task: &DeliveryTask,
         revision: Option<i64>,
-    ) -> Result<Arc<dyn ChannelSender>, JobError> {
+    ) -> Result<Option<Arc<dyn ChannelSender>>, JobError> {
         if let Some(cached) = self.cached(&task.inbox_id)
             && cached.revision == revision
         {
-            return Ok(cached.sender);
+            return Ok(Some(cached.sender));
         }
-        let settings = self
-            .settings
-            .settings(&task.inbox_id, task.channel)
-            .await?
-            .ok_or_else(|| JobError::RetryAfter {
-                after: CHANNEL_BROKEN_DELAY,
-                reason: format!("inbox {} has no outbound settings", task.inbox_id),
-            })?;
+        let Some(settings) = self.settings.settings(&task.inbox_id, task.channel).await? else {
+            return Ok(None);
+        };
         let sender = super::sender(&settings, &self.redis).map_err(|e| job_error(&e))?;
         // Settings read after `revision`: if they changed in between, the next job sees a newer
         // revision and rebuilds again, so a sender is never stale for more than one send.
@@ -311,7 +310,7 @@ impl DeliveryHandler {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .insert(task.inbox_id.clone(), cached);
-        Ok(sender)
+        Ok(Some(sender))
     }
 
     fn cached(&self, inbox_id: &str) -> Option<CachedSender> {
@@ -342,14 +341,14 @@ impl DeliveryHandler {
     async fn park(&self, job: &Job, task: &DeliveryTask, reason: &str) -> Result<(), JobError> {
         let due = chrono::Utc::now().timestamp_millis() + PAUSED_RECHECK.as_millis() as i64;
         let mut held = job.clone();
-        held.last_error = Some(format!("held: inbox {} is paused: {reason}", task.inbox_id));
+        held.last_error = Some(format!("held: inbox {} {reason}", task.inbox_id));
         self.redis
             .enqueue_at(&held, due)
             .await
             .map_err(JobError::transient)?;
         metrics::counter!("switchyard_deliveries_held_total", "channel" => task.channel.as_str())
             .increment(1);
-        tracing::info!(message_id = %task.message_id, inbox_id = %task.inbox_id, "delivery held: inbox paused");
+        tracing::info!(message_id = %task.message_id, inbox_id = %task.inbox_id, reason, "delivery held");
         Ok(())
     }
 

@@ -156,7 +156,9 @@ async fn take_flag(queues: &Queues, inbox_id: &str) -> Result<Option<String>, Re
 
 /// Makes the inbox's held deliveries due now (ZADD XX: a job promoted meanwhile is not put
 /// back) and promotes them into the stream; returns how many were released.
-async fn release(queues: &Queues, inbox_id: &str) -> Result<u64, ResumeError> {
+/// Makes the inbox's held `delivery.send` jobs due now (after a resume, or once settings were
+/// saved for an inbox that had none). A job of a still-paused inbox is simply held again.
+pub async fn release(queues: &Queues, inbox_id: &str) -> Result<u64, ResumeError> {
     let mine: Vec<String> = held_jobs(queues)
         .await?
         .into_iter()

@@ -378,12 +378,52 @@ async fn a_waha_inbox_without_stored_settings_uses_the_deployments_waha_server()
         .inbox(json!({"kind": "messenger", "name": "FB", "page_id": unique("page")}))
         .await;
     let job = d.customer_writes("messenger", &inbox, 2).await;
-    let error = d.handler.run(&job).await.unwrap_err();
-    assert!(
-        error.to_string().contains("no outbound settings"),
-        "{error}"
-    );
+    d.handler.run(&job).await.expect("held, not failed");
     assert_eq!(d.delivered(&job).await, 0);
+    let held: Vec<Job> = d
+        .held()
+        .await
+        .into_iter()
+        .filter(|j| j.id == job.id)
+        .collect();
+    assert_eq!(held.len(), 1, "held in the delayed set");
+    assert_eq!(held[0].attempt, job.attempt, "no attempt burnt");
+    assert!(
+        held[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("no outbound settings"),
+        "{:?}",
+        held[0].last_error
+    );
+
+    // Saving the settings releases it at once, and it goes out with them.
+    let graph = StandIn::start().await;
+    graph.reply(messenger_ok());
+    let reply = d
+        .put(
+            &d.operator,
+            &inbox,
+            json!({"api_base_url": graph.base.as_str(), "api_version": "v21.0", "access_token": "page-token"}),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    assert_eq!(reply.body["released"], 1);
+    assert!(
+        d.held().await.iter().all(|j| j.id != job.id),
+        "no longer held"
+    );
+    let due: Vec<Job> = d
+        .deliveries_of(&inbox)
+        .await
+        .into_iter()
+        .filter(|j| j.id == job.id)
+        .collect();
+    assert!(!due.is_empty(), "back on the stream");
+    d.handler.run(due.last().unwrap()).await.unwrap();
+    assert_eq!(graph.requests().len(), 1);
+    assert_eq!(d.delivered(&job).await, 1);
 }
 
 /// An inbox whose WhatsApp Cloud token expired: three replies staged, the first send refused
