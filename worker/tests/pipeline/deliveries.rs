@@ -5,7 +5,7 @@
 //! exhausted retries fail the message with the provider's error.
 
 // The WAHA / Graph API stand-in of shared's channel tests; not every part is used here.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../../../shared/tests/channels/standin.rs"]
 mod standin;
 
@@ -40,12 +40,8 @@ async fn record(w: &World, message_id: &str) -> (i32, Option<String>, bool, bool
     use diesel_async::RunQueryDsl;
     use shared::db::schema::message_deliveries as d;
     let mut conn = w.db.pool.get().await.unwrap();
-    let (attempts, last_error, sent_at, failed_at): (
-        i32,
-        Option<String>,
-        Option<chrono::DateTime<chrono::Utc>>,
-        Option<chrono::DateTime<chrono::Utc>>,
-    ) = d::table
+    type Time = Option<chrono::DateTime<chrono::Utc>>;
+    let (attempts, last_error, sent_at, failed_at): (i32, Option<String>, Time, Time) = d::table
         .find(message_id)
         .select((d::attempts, d::last_error, d::sent_at, d::failed_at))
         .first(&mut conn)

@@ -36,7 +36,7 @@ use crate::{
 };
 
 // The WAHA / Graph API stand-in of shared's channel tests; not every part is used here.
-#[allow(dead_code)]
+#[allow(dead_code, clippy::duplicate_mod)]
 #[path = "../../../shared/tests/channels/standin.rs"]
 mod standin;
 use standin::{Reply, StandIn};
