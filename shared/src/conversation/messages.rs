@@ -6,6 +6,11 @@
 //! and produces no event. Outbound messages are stored, announced (`message.ready` for the bot
 //! and the system, `message.reply_ready` for agents) and handed to the `deliveries` queue in
 //! the same transaction ([`super::delivery`]).
+//!
+//! Delivery tracking: the deliveries handler records acceptance, refused attempts and failure
+//! ([`record_sent`], [`record_attempt_error`], [`record_failed`]); provider callbacks move a
+//! message on ([`apply_callback`], [`apply_watermark`]). Every move follows the one order of
+//! shared::channels::status and is stamped in `message_deliveries` in the same transaction.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
