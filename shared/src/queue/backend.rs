@@ -326,7 +326,9 @@ async fn run_reader(
             }
             Err(e) => {
                 shared.permits.add_permits(wanted);
-                conn = None;
+                if let Some(broken) = conn.take() {
+                    super::readers::discard(broken);
+                }
                 warn!(error = %e, queue = %consumer.queue(), retry_in = ?backoff, "cannot read from the queue");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
@@ -343,7 +345,7 @@ async fn run_reader(
 async fn connect(
     consumer: &StreamConsumer,
     block: Duration,
-) -> Result<redis::aio::MultiplexedConnection, QueueError> {
+) -> Result<super::readers::ReaderConn, QueueError> {
     let conn = consumer.reader_connection(block).await?;
     consumer.ensure_group().await?;
     Ok(conn)

@@ -6,12 +6,13 @@
 use std::time::Duration;
 
 use redis::{
-    AsyncConnectionConfig, Value,
-    aio::MultiplexedConnection,
+    Value,
     streams::{StreamReadOptions, StreamReadReply},
 };
 
-use super::{Job, QueueError, QueueKeys, QueueName, Queues, keys::GROUP, scripts};
+use super::{
+    Job, QueueError, QueueKeys, QueueName, Queues, keys::GROUP, readers::ReaderConn, scripts,
+};
 
 /// One entry read from a stream: a job, or the reason its envelope could not be read.
 #[derive(Clone, Debug)]
@@ -104,27 +105,17 @@ impl StreamConsumer {
         }
     }
 
-    /// A connection of its own for blocking reads: a blocked XREADGROUP on a shared multiplexed
-    /// connection would stall every other command, and the client's default 500 ms response
-    /// timeout would cut every BLOCK short.
-    pub async fn reader_connection(
-        &self,
-        block: Duration,
-    ) -> Result<MultiplexedConnection, QueueError> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(block + Duration::from_secs(5)));
-        Ok(self
-            .queues
-            .client()
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?)
+    /// A connection of its own for blocking reads (from the readers' pool): a blocked
+    /// XREADGROUP on the shared multiplexed connection would stall every other command, and a
+    /// short-command response timeout would cut every BLOCK short.
+    pub async fn reader_connection(&self, block: Duration) -> Result<ReaderConn, QueueError> {
+        self.queues.reader_conn(block).await
     }
 
     /// XREADGROUP up to `count` new entries, blocking up to `block` when there are none.
     pub async fn read(
         &self,
-        conn: &mut MultiplexedConnection,
+        conn: &mut ReaderConn,
         count: usize,
         block: Duration,
     ) -> Result<Vec<Delivery>, QueueError> {

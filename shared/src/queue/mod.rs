@@ -21,6 +21,7 @@ pub mod keys;
 pub mod maintain;
 mod name;
 pub mod policy;
+pub mod readers;
 mod scripts;
 pub mod trim;
 
@@ -47,7 +48,7 @@ pub enum QueueError {
 pub(crate) type RedisConn = connection::RedisConn;
 
 /// A handle on every queue under one key prefix: cheap to clone, shares one Redis connection
-/// for short commands (blocking reads dial their own, see [`consume`]).
+/// for short commands; blocking reads check out their own from a pool ([`readers`]).
 #[derive(Clone)]
 pub struct Queues {
     inner: Arc<Inner>,
@@ -55,7 +56,7 @@ pub struct Queues {
 
 struct Inner {
     shared: Arc<connection::SharedConnection>,
-    client: redis::Client,
+    readers: deadpool_redis::Pool,
     prefix: String,
 }
 
@@ -66,8 +67,8 @@ impl Queues {
         let client = redis::Client::open(redis_url)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                shared: Arc::new(connection::SharedConnection::new(client.clone())),
-                client,
+                shared: Arc::new(connection::SharedConnection::new(client)),
+                readers: readers::pool(redis_url)?,
                 prefix: prefix.to_owned(),
             }),
         })
@@ -85,9 +86,14 @@ impl Queues {
         Ok(self.inner.shared.get().await?)
     }
 
-    pub(crate) fn client(&self) -> &redis::Client {
-        &self.inner.client
+    /// A dedicated connection for reads that block up to `block` (see [`readers`]).
+    pub(crate) async fn reader_conn(
+        &self,
+        block: std::time::Duration,
+    ) -> Result<readers::ReaderConn, QueueError> {
+        readers::checkout(&self.inner.readers, block).await
     }
+
 
     /// PING on the shared connection (dialling it if needed), for readiness probes.
     pub async fn ping(&self) -> Result<(), QueueError> {

@@ -194,3 +194,57 @@ async fn a_blocked_stream_read_does_not_stall_short_commands() {
         "the enqueued job wakes the blocked read"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reader_gets_a_working_connection_again_after_redis_restarts() {
+    let port = PrivateRedis::free_port();
+    let mut redis = PrivateRedis::start(port).await;
+    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("queues");
+    let queue = QueueName::new("reader-restart").expect("name");
+    let consumer = StreamConsumer::new(&queues, queue.clone(), "reader");
+    consumer.ensure_group().await.expect("group");
+    let block = Duration::from_millis(100);
+    let mut reader = consumer.reader_connection(block).await.expect("reader");
+    assert!(
+        consumer
+            .read(&mut reader, 1, block)
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    // Back to the pool, as a reader that stops would leave it.
+    drop(reader);
+
+    redis.kill();
+    let _redis = PrivateRedis::start(port).await;
+    // The pooled connection died with the server: the pool's check on checkout notices and
+    // dials a new one, so the reader needs no restart.
+    let mut reader = consumer
+        .reader_connection(block)
+        .await
+        .expect("a new reader");
+    // The shared connection of short commands fails its first command after the loss (see
+    // a_lost_connection_is_replaced_after_redis_restarts); the backend's reader retries the same.
+    if consumer.ensure_group().await.is_err() {
+        consumer.ensure_group().await.expect("group again");
+    }
+    queues
+        .enqueue(&Job::new(queue, "noop", serde_json::json!({})))
+        .await
+        .expect("enqueue");
+    assert_eq!(
+        consumer
+            .read(&mut reader, 1, block)
+            .await
+            .expect("read")
+            .len(),
+        1
+    );
+    assert!(
+        consumer
+            .reader_connection(crate::queue::readers::MAX_BLOCK * 2)
+            .await
+            .is_err(),
+        "a BLOCK longer than the readers' response timeout is refused"
+    );
+}
