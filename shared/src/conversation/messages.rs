@@ -527,7 +527,11 @@ async fn delivery_event(
         aggregate_type: "message",
         aggregate_id: message.id.clone(),
         correlation_id: session.correlation_id.clone(),
-        data: json!({ "message": json(message), "status": details }),
+        data: json!({
+            "message": json(message),
+            "session": super::sessions::json(&session),
+            "status": details,
+        }),
         route: Route::session(&session.id, session.agent_type()),
     })
     .await

@@ -7,6 +7,12 @@
 //! | queue_item.created | | | ✓ | ✓ | |
 //! | case.closed, csat.started | ✓ | ✓ | ✓ | | ✓ |
 //! | session.created | | ✓ | | | |
+//! | message.delivered, message.read, message.delivery_failed | ✓ | ✓ | ✓ | | |
+//! | inbox.delivery_paused, subscription.disabled | ✓ | | | | |
+//!
+//! The first four rows are seed 000's matrix (DESIGN.md §5); the last two are ours: delivery
+//! ticks and failures go where the message went (issue 5: a failed delivery is broadcast), and a
+//! broken channel or a disabled webhook subscription shows on the tenant's admin channel.
 //!
 //! Every other event is recorded in the log (and offered to webhook subscriptions) but not
 //! broadcast: the matrix is the contract the gateway's clients were built against.
@@ -51,9 +57,13 @@ impl Audience {
 use Audience::{Agent, Case, Messages, Queues, Session};
 
 /// The matrix, row by row.
-const MATRIX: [(EventType, &[Audience]); 7] = [
+const MATRIX: [(EventType, &[Audience]); 11] = [
     (types::MESSAGE_READY, &[Messages, Session, Agent]),
     (types::MESSAGE_REPLY_READY, &[Messages, Session, Agent]),
+    (types::MESSAGE_DELIVERED, &[Messages, Session, Agent]),
+    (types::MESSAGE_READ, &[Messages, Session, Agent]),
+    (types::MESSAGE_DELIVERY_FAILED, &[Messages, Session, Agent]),
+    (types::INBOX_DELIVERY_PAUSED, &[Messages]),
     (types::QUEUE_ITEM_CREATED, &[Agent, Queues]),
     (types::CASE_CLOSED, &[Messages, Session, Agent, Case]),
     (types::CSAT_STARTED, &[Messages, Session, Agent, Case]),

@@ -511,7 +511,7 @@ async fn webhook_to_csat_through_the_real_binaries() {
         );
         assert_eq!(w.count(&stamped).await, 1);
     }
-    // message.read on exactly the matrix's channels (DESIGN.md §5 names none: logged only).
+    // message.read on exactly the matrix's channels (our row beside DESIGN.md §5's).
     let events = w.events().await;
     let read_events: Vec<_> = events
         .iter()
@@ -521,8 +521,19 @@ async fn webhook_to_csat_through_the_real_binaries() {
     let mut expected_reads: Vec<(String, String)> = Vec::new();
     for event in &read_events {
         let case_id = case_id.as_str();
-        let channels = crate::matrix("message.read", &session_id, &w.inbox_id, case_id, "live")
-            .unwrap_or_default();
+        // The agents' channel of the session's path when the ack came (bot again after the
+        // case closed), as the event carries it.
+        let agent_type = event.envelope.data["session"]["agent_type"]
+            .as_str()
+            .unwrap_or("missing");
+        let channels = crate::matrix(
+            "message.read",
+            &session_id,
+            &w.inbox_id,
+            case_id,
+            agent_type,
+        )
+        .unwrap_or_default();
         for channel in channels {
             expected_reads.push((
                 format!(

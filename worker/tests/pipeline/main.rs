@@ -373,7 +373,11 @@ pub fn matrix(
 ) -> Option<Vec<String>> {
     let s = |x: &str| x.to_owned();
     Some(match event {
-        "message.ready" | "message.reply_ready" => {
+        "message.ready"
+        | "message.reply_ready"
+        | "message.delivered"
+        | "message.read"
+        | "message.delivery_failed" => {
             vec![
                 s("messages"),
                 format!("session.{session}"),
@@ -388,6 +392,7 @@ pub fn matrix(
             format!("case.{case}"),
         ],
         "session.created" => vec![format!("session.{session}")],
+        "inbox.delivery_paused" | "subscription.disabled" => vec![s("messages")],
         _ => return None,
     })
 }

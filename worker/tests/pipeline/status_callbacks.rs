@@ -247,13 +247,21 @@ async fn waha_acks_in_order_reversed_duplicated_and_a_late_error_never_move_back
     assert_eq!(events(&w, &errored, "message.delivery_failed").await, 1);
     assert_eq!(events(&w, &errored, "message.read").await, 0);
 
-    // Logged, not broadcast: the matrix (DESIGN.md §5) names no channel for delivery statuses.
-    assert!(shared::events::channels::audiences(shared::events::types::MESSAGE_READ).is_empty());
+    // Broadcast where the message went: the tenant's messages channel, the session's, and the
+    // agents' of the session's path (our row of the matrix, shared::events::channels).
     let seen = subscriber.settle().await;
-    assert!(
-        seen.iter().all(|(_, p)| p["event"] != "message.read"),
-        "{seen:?}"
-    );
+    let reads: Vec<&str> = seen
+        .iter()
+        .filter(|(_, p)| p["event"] == "message.read")
+        .map(|(c, _)| c.as_str())
+        .collect();
+    let read_events = w
+        .count("SELECT 1 FROM event_logs WHERE type = 'message.read'")
+        .await as usize;
+    assert_eq!(reads.len(), read_events * 3, "{seen:?}");
+    assert!(reads.iter().any(|c| c.ends_with(".messages")), "{reads:?}");
+    assert!(reads.iter().any(|c| c.contains(".session.")), "{reads:?}");
+    assert!(reads.iter().any(|c| c.contains(".agent.")), "{reads:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
