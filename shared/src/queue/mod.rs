@@ -94,7 +94,6 @@ impl Queues {
         readers::checkout(&self.inner.readers, block).await
     }
 
-
     /// PING on the shared connection (dialling it if needed), for readiness probes.
     pub async fn ping(&self) -> Result<(), QueueError> {
         let mut conn = self.conn().await?;
