@@ -25,9 +25,7 @@ use shared::{
 
 use crate::periodic::{PeriodicJob, RunContext};
 
-pub const SLA_WARNING: EventType = EventType::new("inbox.sla.warning");
-pub const SLA_BREACH: EventType = EventType::new("inbox.sla.breach");
-pub const CSAT_EXPIRED: EventType = EventType::new("csat.expired");
+pub use shared::events::types::{CSAT_EXPIRED, SLA_BREACH, SLA_WARNING};
 
 /// Rows handled per sweep query; the sweep repeats until none is left.
 const BATCH: i64 = 500;

@@ -9,10 +9,13 @@
 //! | session.created | | ✓ | | | |
 //! | message.delivered, message.read, message.delivery_failed | ✓ | ✓ | ✓ | | |
 //! | inbox.delivery_paused, subscription.disabled | ✓ | | | | |
+//! | inbox.sla.warning, inbox.sla.breach | ✓ | | | ✓ | |
+//! | csat.expired | ✓ | | | | ✓ |
 //!
-//! The first four rows are seed 000's matrix (DESIGN.md §5); the last two are ours: delivery
-//! ticks and failures go where the message went (issue 5: a failed delivery is broadcast), and a
-//! broken channel or a disabled webhook subscription shows on the tenant's admin channel.
+//! The first four rows are seed 000's matrix (DESIGN.md §5); the others are ours: delivery
+//! ticks and failures go where the message went (issue 5: a failed delivery is broadcast), a
+//! broken channel or a disabled webhook subscription shows on the tenant's admin channel, an SLA
+//! alarm where agents watch the waiting list, an expired survey on its case.
 //!
 //! Every other event is recorded in the log (and offered to webhook subscriptions) but not
 //! broadcast: the matrix is the contract the gateway's clients were built against.
@@ -57,13 +60,16 @@ impl Audience {
 use Audience::{Agent, Case, Messages, Queues, Session};
 
 /// The matrix, row by row.
-const MATRIX: [(EventType, &[Audience]); 11] = [
+const MATRIX: [(EventType, &[Audience]); 14] = [
     (types::MESSAGE_READY, &[Messages, Session, Agent]),
     (types::MESSAGE_REPLY_READY, &[Messages, Session, Agent]),
     (types::MESSAGE_DELIVERED, &[Messages, Session, Agent]),
     (types::MESSAGE_READ, &[Messages, Session, Agent]),
     (types::MESSAGE_DELIVERY_FAILED, &[Messages, Session, Agent]),
     (types::INBOX_DELIVERY_PAUSED, &[Messages]),
+    (types::SLA_WARNING, &[Messages, Queues]),
+    (types::SLA_BREACH, &[Messages, Queues]),
+    (types::CSAT_EXPIRED, &[Messages, Case]),
     (types::QUEUE_ITEM_CREATED, &[Agent, Queues]),
     (types::CASE_CLOSED, &[Messages, Session, Agent, Case]),
     (types::CSAT_STARTED, &[Messages, Session, Agent, Case]),
@@ -207,6 +213,23 @@ mod tests {
             .map(|s| format!("private-tenant.ten_1.{s}"))
             .collect();
         assert_eq!(names, expected, "{event}");
+    }
+
+    #[test]
+    fn our_rows_beside_the_seeds_matrix() {
+        for event in [
+            types::MESSAGE_DELIVERED,
+            types::MESSAGE_READ,
+            types::MESSAGE_DELIVERY_FAILED,
+        ] {
+            check(event, &["messages", "session.ses_1", "agent.live"]);
+        }
+        check(types::INBOX_DELIVERY_PAUSED, &["messages"]);
+        check(types::SUBSCRIPTION_DISABLED, &["messages"]);
+        for event in [types::SLA_WARNING, types::SLA_BREACH] {
+            check(event, &["messages", "queues", "queues-app.inb_1"]);
+        }
+        check(types::CSAT_EXPIRED, &["messages", "case.cas_1"]);
     }
 
     #[test]

@@ -43,8 +43,17 @@ pub const INBOX_DELIVERY_PAUSED: EventType = EventType::new("inbox.delivery_paus
 /// its events are kept for recovery.
 pub const SUBSCRIPTION_DISABLED: EventType = EventType::new("subscription.disabled");
 
+/// A session has waited for an agent longer than its inbox's SLA warning threshold (scheduler).
+pub const SLA_WARNING: EventType = EventType::new("inbox.sla.warning");
+
+/// A session has waited for an agent longer than its inbox's SLA breach threshold (scheduler).
+pub const SLA_BREACH: EventType = EventType::new("inbox.sla.breach");
+
+/// A CSAT survey went unanswered past its expiry (scheduler).
+pub const CSAT_EXPIRED: EventType = EventType::new("csat.expired");
+
 /// Every type, for documentation, `/api/events/schemas` and tests.
-pub const ALL: [EventType; 17] = [
+pub const ALL: [EventType; 20] = [
     SESSION_CREATED,
     SESSION_PATH_CHANGED,
     MESSAGE_READY,
@@ -62,6 +71,9 @@ pub const ALL: [EventType; 17] = [
     CSAT_RESPONDED,
     INBOX_DELIVERY_PAUSED,
     SUBSCRIPTION_DISABLED,
+    SLA_WARNING,
+    SLA_BREACH,
+    CSAT_EXPIRED,
 ];
 
 #[cfg(test)]
