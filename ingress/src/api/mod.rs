@@ -90,52 +90,27 @@ async fn serve(
     // Webhook subscriptions and the events API (issue 7): their own routers.
     if let Some(route) = subscriptions::Route::of(request.method(), request.uri().path()) {
         let route = route?;
-        let principal = auth::authenticate(api, request.headers()).await?;
-        let call = Call {
-            api,
-            request_id,
-            principal,
-        };
+        let call = Call::authenticate(api, request_id, request.headers()).await?;
         return Box::pin(subscriptions::serve(&call, route, request)).await;
     }
     if let Some(route) = event_types::Route::of(request.method(), request.uri().path()) {
         let route = route?;
-        let principal = auth::authenticate(api, request.headers()).await?;
-        let call = Call {
-            api,
-            request_id,
-            principal,
-        };
+        let call = Call::authenticate(api, request_id, request.headers()).await?;
         return Box::pin(event_types::serve(&call, route, request)).await;
     }
     if let Some(route) = webhook_events::Route::of(request.method(), request.uri().path()) {
         let route = route?;
-        let principal = auth::authenticate(api, request.headers()).await?;
-        let call = Call {
-            api,
-            request_id,
-            principal,
-        };
+        let call = Call::authenticate(api, request_id, request.headers()).await?;
         return Box::pin(webhook_events::serve(&call, route, request.uri().query())).await;
     }
     // An inbox's outbound credentials and delivery resume (issue 5): its own router.
     if let Some(route) = outbound::Route::of(request.method(), request.uri().path()) {
         let route = route?;
-        let principal = auth::authenticate(api, request.headers()).await?;
-        let call = Call {
-            api,
-            request_id,
-            principal,
-        };
+        let call = Call::authenticate(api, request_id, request.headers()).await?;
         return Box::pin(outbound::serve(&call, route, request)).await;
     }
     let endpoint = Endpoint::of(request.method(), request.uri().path())?;
-    let principal = auth::authenticate(api, request.headers()).await?;
-    let call = Call {
-        api,
-        request_id,
-        principal,
-    };
+    let call = Call::authenticate(api, request_id, request.headers()).await?;
     use Endpoint::*;
     match endpoint {
         Sessions => sessions::list(&call, request.uri().query()).await,
@@ -171,6 +146,22 @@ pub(crate) struct Call<'a> {
     pub api: &'a Api,
     pub request_id: &'a str,
     pub principal: shared::conversation::api_keys::Principal,
+}
+
+impl<'a> Call<'a> {
+    /// The call of whoever the request's key names (401 without a valid key).
+    async fn authenticate(
+        api: &'a Api,
+        request_id: &'a str,
+        headers: &hyper::HeaderMap,
+    ) -> Result<Self, ApiError> {
+        let principal = auth::authenticate(api, headers).await?;
+        Ok(Self {
+            api,
+            request_id,
+            principal,
+        })
+    }
 }
 
 /// The endpoints, with their path parameters.
