@@ -10,10 +10,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::{Value, json, value::RawValue};
 use shared::{
     inboxes::Inbox,
-    queue::{Job, QueueName, Queues, enqueue::Enqueued},
+    queue::{EncodedJob, NewJobParts, QueueName, Queues, enqueue::Enqueued},
 };
 
 use crate::{errors::IngressError, metrics};
@@ -26,7 +27,7 @@ pub struct Inbound {
     /// Unique per provider event within the queue, e.g. `inb_…:message:<wamid>`.
     pub dedup_key: String,
     pub tenant_id: String,
-    pub payload: Value,
+    pub payload: Payload,
 }
 
 /// What one request yields: jobs to store, and updates acknowledged without a job.
@@ -39,6 +40,37 @@ pub struct Intake {
 impl Intake {
     pub fn ignore(&mut self, reason: &'static str) {
         self.ignored.push(reason);
+    }
+}
+
+/// The payload of every inbound job (see [`crate::jobs`]): the provider's JSON under `raw`, and
+/// beside it the facts ingress established.
+#[derive(Debug, Serialize)]
+pub struct Payload {
+    v: u8,
+    channel: &'static str,
+    inbox_id: String,
+    tenant_id: String,
+    provider_message_id: Option<String>,
+    received_at: String,
+    context: Value,
+    raw: Raw,
+}
+
+/// The provider's JSON for one event, as the job carries it.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Raw {
+    /// A part of a larger request that a route picked out of the parsed body.
+    Value(Value),
+    /// The request body itself, byte for byte (already checked to be JSON): nothing to build
+    /// or write back out.
+    Verbatim(Box<RawValue>),
+}
+
+impl From<Value> for Raw {
+    fn from(value: Value) -> Self {
+        Self::Value(value)
     }
 }
 
@@ -57,7 +89,7 @@ impl Routing<'_> {
         queue: &QueueName,
         event_key: &str,
         provider_message_id: Option<&str>,
-        raw: Value,
+        raw: impl Into<Raw>,
         context: Value,
     ) -> Inbound {
         Inbound {
@@ -65,16 +97,16 @@ impl Routing<'_> {
             kind,
             dedup_key: format!("{}:{event_key}", self.inbox.id),
             tenant_id: self.inbox.tenant_id.clone(),
-            payload: json!({
-                "v": 1,
-                "channel": self.channel,
-                "inbox_id": self.inbox.id,
-                "tenant_id": self.inbox.tenant_id,
-                "provider_message_id": provider_message_id,
-                "received_at": self.received_at,
-                "context": context,
-                "raw": raw,
-            }),
+            payload: Payload {
+                v: 1,
+                channel: self.channel,
+                inbox_id: self.inbox.id.clone(),
+                tenant_id: self.inbox.tenant_id.clone(),
+                provider_message_id: provider_message_id.map(str::to_owned),
+                received_at: self.received_at.to_owned(),
+                context,
+                raw: raw.into(),
+            },
         }
     }
 }
@@ -109,13 +141,18 @@ pub async fn store(
         .iter()
         .for_each(|reason| metrics::ignored(reason));
     for inbound in intake.jobs {
-        let queue = inbound.queue.clone();
-        let job = Job::new(inbound.queue, inbound.kind, inbound.payload)
-            .with_tenant(inbound.tenant_id)
-            .with_correlation_id(correlation_id);
+        let queue = inbound.queue;
+        let parts = NewJobParts {
+            tenant_id: Some(&inbound.tenant_id),
+            correlation_id: Some(correlation_id),
+            dedup_key: Some(&inbound.dedup_key),
+        };
+        // Unreachable in practice: the payload is strings, parsed JSON and checked raw JSON.
+        let job = EncodedJob::new(&queue, inbound.kind, &inbound.payload, parts)
+            .map_err(|e| IngressError::invalid("body", format!("cannot be stored: {e}")))?;
         let started = Instant::now();
         match queues
-            .enqueue_unless_duplicate(&job, &inbound.dedup_key, window)
+            .enqueue_encoded_unless_duplicate(job, &inbound.dedup_key, window)
             .await
         {
             Ok(Enqueued::New { .. }) => {

@@ -20,6 +20,7 @@ pub mod json_fields;
 pub mod metrics;
 pub mod routes;
 mod server;
+pub mod sparse_json;
 pub mod verify;
 
 use std::{net::SocketAddr, sync::Arc};

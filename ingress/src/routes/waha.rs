@@ -7,16 +7,17 @@
 //! not ours, and other event types are not handled: all acknowledged, none enqueued.
 
 use hyper::{HeaderMap, Request, StatusCode, body::Incoming};
-use serde_json::{Value, json};
+use serde_json::{Value, json, value::RawValue};
 use shared::inboxes::{Inbox, InboxKind};
 
 use super::{Ctx, Reply, inbox_from_path};
 use crate::{
     State, body,
     errors::{AuthFailure, IngressError},
-    intake::{self, Intake, Routing},
+    intake::{self, Intake, Raw, Routing},
     jobs,
     json_fields::{flag_at, id_at, integer_at, object, object_at, optional_string_at, string_at},
+    sparse_json::{self, Want},
     verify,
 };
 
@@ -38,8 +39,8 @@ pub async fn receive(
     )
     .await?;
     check_signature(&inbox, &parts.headers, &bytes)?;
-    let event = body::json(&bytes)?;
-    let intake = parse(&inbox, ctx, event)?;
+    let event = sparse_json::parse(&bytes, &READ_FIELDS)?;
+    let intake = parse(&inbox, ctx, &event, || sparse_json::verbatim(&bytes))?;
     let outcome = intake::store(
         &state.queues,
         state.config.dedup_window,
@@ -70,11 +71,32 @@ fn check_signature(inbox: &Inbox, headers: &HeaderMap, bytes: &[u8]) -> Result<(
     }
 }
 
-fn parse(inbox: &Inbox, ctx: &Ctx, event: Value) -> Result<Intake, IngressError> {
-    object(&event, "body")?;
-    let name = string_at(&event, "event", "")?;
+/// The fields [`parse`] reads; the rest of the event is passed on verbatim, never parsed into a
+/// tree.
+const READ_FIELDS: Want = Want::Fields(&[
+    ("event", Want::Whole),
+    ("session", Want::Whole),
+    (
+        "payload",
+        Want::Fields(&[
+            ("id", Want::Whole),
+            ("fromMe", Want::Whole),
+            ("ack", Want::Whole),
+        ]),
+    ),
+]);
+
+/// `event` holds the fields of [`READ_FIELDS`]; `raw` gives the whole event for the job.
+fn parse(
+    inbox: &Inbox,
+    ctx: &Ctx,
+    event: &Value,
+    raw: impl FnOnce() -> Result<Box<RawValue>, IngressError>,
+) -> Result<Intake, IngressError> {
+    object(event, "body")?;
+    let name = string_at(event, "event", "")?;
     let mut intake = Intake::default();
-    let session = optional_string_at(&event, "session", "")?;
+    let session = optional_string_at(event, "session", "")?;
     if let (Some(expected), Some(session)) = (&inbox.waha_session, session)
         && expected != session
     {
@@ -83,7 +105,7 @@ fn parse(inbox: &Inbox, ctx: &Ctx, event: Value) -> Result<Intake, IngressError>
     }
     let (kind, key, id) = match name {
         "message" => {
-            let payload = object_at(&event, "payload", "")?;
+            let payload = object_at(event, "payload", "")?;
             if flag_at(payload, "fromMe", "payload")? {
                 intake.ignore("echo");
                 return Ok(intake);
@@ -92,7 +114,7 @@ fn parse(inbox: &Inbox, ctx: &Ctx, event: Value) -> Result<Intake, IngressError>
             (jobs::WAHA_MESSAGE, format!("message:{id}"), id.to_owned())
         }
         "message.ack" => {
-            let payload = object_at(&event, "payload", "")?;
+            let payload = object_at(event, "payload", "")?;
             let id = id_at(payload, "id", "payload")?;
             let ack = integer_at(payload, "ack", "payload")?;
             (jobs::WAHA_ACK, format!("ack:{id}:{ack}"), id.to_owned())
@@ -113,8 +135,13 @@ fn parse(inbox: &Inbox, ctx: &Ctx, event: Value) -> Result<Intake, IngressError>
     };
     let context = json!({ "session": session, "event": name });
     let queue = jobs::queue(jobs::WHATSAPP_QUEUE);
-    intake
-        .jobs
-        .push(routing.job(kind, &queue, &key, Some(&id), event, context));
+    intake.jobs.push(routing.job(
+        kind,
+        &queue,
+        &key,
+        Some(&id),
+        Raw::Verbatim(raw()?),
+        context,
+    ));
     Ok(intake)
 }

@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use super::{Job, JobId, QueueError, Queues, scripts};
+use tokio::sync::oneshot;
+
+use super::{
+    EncodedJob, Job, JobId, QueueError, QueueKeys, QueueName, Queues, coalesce::Submission,
+};
 
 /// What `enqueue_unless_duplicate` did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,28 +54,54 @@ impl Queues {
         Ok(pipe.query_async(&mut conn).await?)
     }
 
-    /// Enqueue unless `dedup_key` was seen within `window`: SET NX and XADD in one script, so a
-    /// provider's concurrent redeliveries are acknowledged but enqueued once.
+    /// Enqueue unless `dedup_key` was seen within `window`: the dedup check (GET, then SET with
+    /// an expiry) and the XADD run in one script, so a provider's concurrent redeliveries are
+    /// acknowledged but enqueued once. Concurrent calls share round trips ([`super::coalesce`]).
     pub async fn enqueue_unless_duplicate(
         &self,
         job: &Job,
         dedup_key: &str,
         window: Duration,
     ) -> Result<Enqueued, QueueError> {
-        let keys = self.keys(&job.queue);
-        let mut conn = self.conn().await?;
-        let (added, value): (i64, String) = scripts::ENQUEUE_UNIQUE
-            .key(&keys.stream)
-            .key(keys.dedup(dedup_key))
-            .arg(job.to_json_with_dedup_key(dedup_key))
-            .arg(window.as_millis().max(1) as u64)
-            .arg(job.id.to_string())
-            .invoke_async(&mut conn)
-            .await?;
-        Ok(if added == 1 {
-            Enqueued::New { entry_id: value }
-        } else {
-            Enqueued::Duplicate { holder: value }
+        let json = job.to_json_with_dedup_key(dedup_key);
+        self.store_unless_duplicate(&job.queue, job.id, json, dedup_key, window)
+            .await
+    }
+
+    /// [`Queues::enqueue_unless_duplicate`] for an envelope already written as JSON (whose
+    /// `dedup_key` field the caller set to `dedup_key`).
+    pub async fn enqueue_encoded_unless_duplicate(
+        &self,
+        job: EncodedJob,
+        dedup_key: &str,
+        window: Duration,
+    ) -> Result<Enqueued, QueueError> {
+        self.store_unless_duplicate(&job.queue, job.id, job.json, dedup_key, window)
+            .await
+    }
+
+    async fn store_unless_duplicate(
+        &self,
+        queue: &QueueName,
+        id: JobId,
+        json: String,
+        dedup_key: &str,
+        window: Duration,
+    ) -> Result<Enqueued, QueueError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Submission {
+            stream: QueueKeys::stream_of(self.prefix(), queue),
+            dedup_key: QueueKeys::dedup_of(self.prefix(), queue, dedup_key),
+            window_ms: window.as_millis().clamp(1, u64::MAX as u128) as u64,
+            job_id: id.to_string(),
+            json,
+            reply,
+        });
+        answer.await.unwrap_or_else(|_| {
+            Err(QueueError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the enqueue round trip was dropped",
+            ))))
         })
     }
 

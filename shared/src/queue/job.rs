@@ -117,7 +117,7 @@ impl Job {
     }
 
     /// The envelope as [`Job::to_json`] would write it with `dedup_key` set, without cloning
-    /// the job (and its payload) to set it: ingress does this once per webhook.
+    /// the job (and its payload) to set it.
     pub(crate) fn to_json_with_dedup_key(&self, dedup_key: &str) -> String {
         let envelope = EnvelopeRef {
             id: &self.id,
@@ -136,14 +136,75 @@ impl Job {
     }
 }
 
+/// A first attempt's envelope, already written as JSON: what [`Job::new`] with the same parts
+/// would write, but from a payload of any serialisable type. Ingress builds one per webhook, so
+/// the provider's JSON can travel as a `RawValue`, verbatim, without building a
+/// `serde_json::Value` tree of it and writing that back out.
+#[derive(Clone, Debug)]
+pub struct EncodedJob {
+    pub id: JobId,
+    pub queue: QueueName,
+    pub(crate) json: String,
+}
+
+/// The parts of an [`EncodedJob`] besides its queue, kind and payload.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NewJobParts<'a> {
+    pub tenant_id: Option<&'a str>,
+    /// The job id's text when `None`, as in [`Job::new`].
+    pub correlation_id: Option<&'a str>,
+    pub dedup_key: Option<&'a str>,
+}
+
+impl EncodedJob {
+    pub fn new<P: Serialize + ?Sized>(
+        queue: &QueueName,
+        kind: &str,
+        payload: &P,
+        parts: NewJobParts<'_>,
+    ) -> Result<Self, serde_json::Error> {
+        let id = JobId::new();
+        let own_id;
+        let correlation_id = match parts.correlation_id {
+            Some(given) => given,
+            None => {
+                own_id = id.to_string();
+                &own_id
+            }
+        };
+        let envelope = EnvelopeRef {
+            id: &id,
+            kind,
+            queue,
+            payload,
+            attempt: 1,
+            max_attempts: queue.policy().tries,
+            enqueued_at: &Utc::now(),
+            tenant_id: parts.tenant_id,
+            correlation_id,
+            dedup_key: parts.dedup_key,
+            last_error: None,
+        };
+        Ok(Self {
+            id,
+            queue: queue.clone(),
+            json: serde_json::to_string(&envelope)?,
+        })
+    }
+
+    pub fn as_json(&self) -> &str {
+        &self.json
+    }
+}
+
 /// [`Job`]'s fields, borrowed, in the same order and with the same serde attributes (a test
 /// compares the two outputs).
 #[derive(Serialize)]
-struct EnvelopeRef<'a> {
+struct EnvelopeRef<'a, P: Serialize + ?Sized> {
     id: &'a JobId,
     kind: &'a str,
     queue: &'a QueueName,
-    payload: &'a serde_json::Value,
+    payload: &'a P,
     attempt: u32,
     max_attempts: u32,
     enqueued_at: &'a DateTime<Utc>,
@@ -183,5 +244,40 @@ mod tests {
             let back: Job = serde_json::from_str(&expected).expect("decodes");
             assert_eq!(back.dedup_key.as_deref(), Some("k1"));
         }
+    }
+
+    #[test]
+    fn an_encoded_job_decodes_as_the_job_new_would_build() {
+        let queue = QueueName::new("envelope-test").expect("name");
+        let raw = serde_json::value::RawValue::from_string(r#"{"b": [1, 2], "a":"x"}"#.into())
+            .expect("raw");
+        #[derive(Serialize)]
+        struct Payload<'a> {
+            raw: &'a serde_json::value::RawValue,
+        }
+        let payload = Payload { raw: &raw };
+        let parts = NewJobParts {
+            tenant_id: Some("t1"),
+            correlation_id: Some("c1"),
+            dedup_key: Some("k1"),
+        };
+        let encoded = EncodedJob::new(&queue, "noop", &payload, parts).expect("encodes");
+        let back: Job = serde_json::from_str(encoded.as_json()).expect("decodes");
+        let mut expected = Job::new(queue.clone(), "noop", back.payload.clone())
+            .with_tenant("t1")
+            .with_correlation_id("c1")
+            .with_dedup_key("k1");
+        expected.id = encoded.id;
+        expected.enqueued_at = back.enqueued_at;
+        assert_eq!(back, expected);
+        assert_eq!(
+            back.payload["raw"],
+            serde_json::json!({ "a": "x", "b": [1, 2] })
+        );
+        let own =
+            EncodedJob::new(&queue, "noop", &payload, NewJobParts::default()).expect("encodes");
+        let back: Job = serde_json::from_str(own.as_json()).expect("decodes");
+        assert_eq!(back.correlation_id, own.id.to_string());
+        assert_eq!((back.tenant_id, back.dedup_key), (None, None));
     }
 }

@@ -31,6 +31,16 @@ impl QueueKeys {
     pub fn dedup(&self, key: &str) -> String {
         format!("{}{key}", self.dedup_prefix)
     }
+
+    /// [`QueueKeys::stream`] alone, for the enqueue path, which needs no other key.
+    pub fn stream_of(prefix: &str, queue: &QueueName) -> String {
+        format!("{prefix}:{{{queue}}}:stream")
+    }
+
+    /// [`QueueKeys::dedup`] alone.
+    pub fn dedup_of(prefix: &str, queue: &QueueName, key: &str) -> String {
+        format!("{prefix}:{{{queue}}}:dedup:{key}")
+    }
 }
 
 /// The lease a process holds while it runs periodic work that must run once fleet-wide.
@@ -56,6 +66,12 @@ mod tests {
         assert_eq!(
             keys.dedup("wamid.1"),
             "sy:{whatsapp-messages}:dedup:wamid.1"
+        );
+        let queue = QueueName::new("whatsapp-messages").unwrap();
+        assert_eq!(QueueKeys::stream_of("sy", &queue), keys.stream);
+        assert_eq!(
+            QueueKeys::dedup_of("sy", &queue, "wamid.1"),
+            keys.dedup("wamid.1")
         );
     }
 }

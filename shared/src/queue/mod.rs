@@ -11,6 +11,7 @@
 //! [`failed`] (the failed-jobs store) and [`inspect`] (numbers for operators).
 
 pub mod backend;
+mod coalesce;
 mod connection;
 pub mod consume;
 pub mod enqueue;
@@ -21,13 +22,15 @@ pub mod keys;
 pub mod maintain;
 mod name;
 pub mod policy;
+#[cfg(test)]
+mod private_redis;
 pub mod readers;
 mod scripts;
 pub mod trim;
 
 use std::sync::Arc;
 
-pub use job::{Job, JobId};
+pub use job::{EncodedJob, Job, JobId, NewJobParts};
 pub use keys::QueueKeys;
 pub use name::{InvalidQueueName, KNOWN_QUEUES, QueueName};
 pub use policy::{Backoff, RetryPolicy};
@@ -56,6 +59,7 @@ pub struct Queues {
 
 struct Inner {
     shared: Arc<connection::SharedConnection>,
+    coalescer: coalesce::Coalescer,
     readers: deadpool_redis::Pool,
     prefix: String,
 }
@@ -68,6 +72,7 @@ impl Queues {
         Ok(Self {
             inner: Arc::new(Inner {
                 shared: Arc::new(connection::SharedConnection::new(client)),
+                coalescer: coalesce::Coalescer::default(),
                 readers: readers::pool(redis_url)?,
                 prefix: prefix.to_owned(),
             }),

@@ -1,88 +1,11 @@
 //! The shared connection against a private `redis-server` of each test's own, so Redis can be
 //! stopped, restarted and counted without disturbing other tests.
 
-use std::{
-    collections::HashSet,
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{collections::HashSet, time::Duration};
 
 use futures::future::join_all;
 
-use crate::queue::{Job, QueueName, Queues, consume::StreamConsumer};
-
-struct PrivateRedis {
-    port: u16,
-    child: Child,
-}
-
-impl PrivateRedis {
-    fn free_port() -> u16 {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        listener.local_addr().expect("addr").port()
-    }
-
-    async fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed");
-        let redis = Self { port, child };
-        for _ in 0..200 {
-            if redis.admin().await.is_some() {
-                return redis;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("private redis-server did not come up");
-    }
-
-    fn url(port: u16) -> String {
-        format!("redis://127.0.0.1:{port}")
-    }
-
-    /// A connection of the test's own, outside the one under test. It checks with ECHO, not
-    /// PING, so the PINGs counted are only those of the connection under test.
-    async fn admin(&self) -> Option<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(Self::url(self.port)).ok()?;
-        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
-        redis::cmd("ECHO")
-            .arg("up")
-            .query_async::<String>(&mut conn)
-            .await
-            .ok()?;
-        Some(conn)
-    }
-
-    async fn command_count(&self, command: &str) -> u64 {
-        let mut admin = self.admin().await.expect("admin connection");
-        let stats: String = redis::cmd("INFO")
-            .arg("commandstats")
-            .query_async(&mut admin)
-            .await
-            .expect("INFO");
-        let prefix = format!("cmdstat_{command}:calls=");
-        stats
-            .lines()
-            .find_map(|line| line.strip_prefix(&prefix))
-            .and_then(|rest| rest.split(',').next())
-            .map_or(0, |calls| calls.parse().expect("a count"))
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
+use crate::queue::{Job, QueueName, Queues, consume::StreamConsumer, private_redis::PrivateRedis};
 
 async fn client_id(queues: &Queues) -> i64 {
     let mut conn = queues.conn().await.expect("connection");

@@ -1,11 +1,18 @@
--- Enqueue a job unless its dedup key was seen inside the dedup window (one atomic step, so two
--- concurrent redeliveries of one provider message can never both be enqueued).
--- KEYS[1] stream   KEYS[2] dedup key
--- ARGV[1] job JSON ARGV[2] dedup window (ms)   ARGV[3] job id
--- Returns {1, entry id} when enqueued, {0, id of the job that holds the key} for a duplicate.
-local holder = redis.call('GET', KEYS[2])
-if holder then
-  return {0, holder}
+-- Enqueue jobs of one queue, each unless its dedup key was seen inside the dedup window (one
+-- atomic step, so two concurrent redeliveries of one provider message can never both be
+-- enqueued). Several callers' jobs share one call (see queue::coalesce); each is decided alone.
+-- KEYS[1] stream   KEYS[2..] one dedup key per job
+-- ARGV[1] dedup window (ms)   then per job: job id, job JSON
+-- Returns one {1, entry id} (enqueued) or {0, id of the job that holds the key} per job, in order.
+local window = ARGV[1]
+local out = {}
+for i = 2, #KEYS do
+  local holder = redis.call('GET', KEYS[i])
+  if holder then
+    out[i - 1] = {0, holder}
+  else
+    redis.call('SET', KEYS[i], ARGV[2 * i - 2], 'PX', window)
+    out[i - 1] = {1, redis.call('XADD', KEYS[1], '*', 'job', ARGV[2 * i - 1])}
+  end
 end
-redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
-return {1, redis.call('XADD', KEYS[1], '*', 'job', ARGV[1])}
+return out

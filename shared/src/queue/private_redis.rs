@@ -1,0 +1,84 @@
+//! A `redis-server` of a test's own on a free port, so a test can stop, restart and count
+//! commands on Redis without disturbing the other tests.
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+pub(crate) struct PrivateRedis {
+    port: u16,
+    child: Child,
+}
+
+impl PrivateRedis {
+    pub(crate) fn free_port() -> u16 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.local_addr().expect("addr").port()
+    }
+
+    pub(crate) async fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server is installed");
+        let redis = Self { port, child };
+        for _ in 0..200 {
+            if redis.admin().await.is_some() {
+                return redis;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("private redis-server did not come up");
+    }
+
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub(crate) fn url(port: u16) -> String {
+        format!("redis://127.0.0.1:{port}")
+    }
+
+    /// A connection of the test's own, outside the one under test. It checks with ECHO, not
+    /// PING, so the PINGs counted are only those of the connection under test.
+    pub(crate) async fn admin(&self) -> Option<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(Self::url(self.port)).ok()?;
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        redis::cmd("ECHO")
+            .arg("up")
+            .query_async::<String>(&mut conn)
+            .await
+            .ok()?;
+        Some(conn)
+    }
+
+    pub(crate) async fn command_count(&self, command: &str) -> u64 {
+        let mut admin = self.admin().await.expect("admin connection");
+        let stats: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query_async(&mut admin)
+            .await
+            .expect("INFO");
+        let prefix = format!("cmdstat_{command}:calls=");
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix(&prefix))
+            .and_then(|rest| rest.split(',').next())
+            .map_or(0, |calls| calls.parse().expect("a count"))
+    }
+
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
