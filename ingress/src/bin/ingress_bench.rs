@@ -172,7 +172,7 @@ struct Report {
     /// From the moment each request was handed to the connection, sorted.
     latencies_us: Vec<u64>,
     /// Open loop only: from each request's scheduled time (includes client-side lateness,
-    /// such as tokio's 1 ms timer granularity), sorted.
+    /// such as the pacer running late or the client busy), sorted.
     scheduled_latencies_us: Vec<u64>,
     body_bytes: usize,
 }
@@ -187,20 +187,30 @@ async fn drive(
     // Bodies are built and signed before the clock starts, so the client's own work stays small.
     let start = Arc::new(Barrier::new(connections + 1));
     let mut tasks = Vec::new();
+    let mut pacing = Vec::new();
     for connection in 0..connections {
         let (path, start) = (path.to_owned(), start.clone());
         let bodies = bodies(run, connection, requests_of(load, connection, connections));
-        let plan = Plan {
-            connection,
-            connections,
-            load,
+        let schedule = match load {
+            Load::Closed(_) => None,
+            Load::Open { .. } => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                pacing.push(tx);
+                Some(rx)
+            }
         };
         tasks.push(tokio::spawn(connection_loop(
-            addr, path, plan, bodies, start,
+            addr, path, bodies, schedule, start,
         )));
     }
     start.wait().await;
     let started = Instant::now();
+    if let Load::Open { rate, .. } = load {
+        let per_connection = requests_of(load, 0, connections);
+        std::thread::Builder::new()
+            .name("bench-client-pacer".into())
+            .spawn(move || pace(pacing, rate, per_connection))?;
+    }
     let (mut ok, mut failed, mut latencies_us, mut scheduled_latencies_us) =
         (0, 0, Vec::new(), Vec::new());
     for task in tasks {
@@ -229,12 +239,27 @@ async fn drive(
     })
 }
 
-/// Which connection this is, among how many, under which load.
-#[derive(Clone, Copy)]
-struct Plan {
-    connection: usize,
-    connections: usize,
-    load: Load,
+/// Open loop: hands each connection its requests' scheduled times, each at that time. A thread
+/// of its own sleeps to the microsecond, where tokio's timer would release requests in bursts at
+/// its 1 ms ticks; a late pacer shows as latency "from schedule", never as a later schedule.
+fn pace(
+    connections: Vec<tokio::sync::mpsc::UnboundedSender<Instant>>,
+    rate: u64,
+    per_connection: usize,
+) {
+    let start = Instant::now();
+    let every = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+    let count = connections.len();
+    for n in 0..per_connection {
+        for (index, connection) in connections.iter().enumerate() {
+            let at = start + every * (n * count + index) as u32;
+            let now = Instant::now();
+            if at > now {
+                std::thread::sleep(at - now);
+            }
+            let _ = connection.send(at);
+        }
+    }
 }
 
 /// How many requests one connection sends.
@@ -265,8 +290,8 @@ fn bodies(run: &str, connection: usize, count: usize) -> Vec<(Bytes, String)> {
 async fn connection_loop(
     addr: SocketAddr,
     path: String,
-    plan: Plan,
     bodies: Vec<(Bytes, String)>,
+    mut schedule: Option<tokio::sync::mpsc::UnboundedReceiver<Instant>>,
     start: Arc<Barrier>,
 ) -> anyhow::Result<Samples> {
     use tokio::io::AsyncWriteExt as _;
@@ -287,30 +312,17 @@ async fn connection_loop(
     stream.set_nodelay(true)?;
     let mut buffer = bytes::BytesMut::with_capacity(8192);
     let mut samples = Samples::default();
-    let interval = match plan.load {
-        Load::Closed(_) => None,
-        Load::Open { rate, .. } => Some(Duration::from_secs_f64(
-            plan.connections as f64 / rate.max(1) as f64,
-        )),
-    };
     start.wait().await;
-    // Open loop: connections are staggered evenly over one interval.
-    let offset = plan.connection as f64 / plan.connections as f64;
-    let first = Instant::now() + interval.map_or(Duration::ZERO, |i| i.mul_f64(offset));
-    for (n, request) in requests.iter().enumerate() {
-        let scheduled = match interval {
-            Some(every) => {
-                let at = first + every * n as u32;
-                tokio::time::sleep_until(at.into()).await;
-                at
-            }
+    for request in &requests {
+        let scheduled = match &mut schedule {
+            Some(pacer) => pacer.recv().await.context("the pacer stopped early")?,
             None => Instant::now(),
         };
         let sent = Instant::now();
         stream.write_all(request).await?;
         let status = read_response(&mut stream, &mut buffer).await?;
         samples.sent.push(sent.elapsed().as_micros() as u64);
-        if interval.is_some() {
+        if schedule.is_some() {
             samples
                 .scheduled
                 .push(scheduled.elapsed().as_micros() as u64);
