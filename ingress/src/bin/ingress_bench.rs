@@ -70,6 +70,9 @@ const HMAC_KEY: &str = "bench-hmac-key";
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    // The subscriber the `ingress` binary runs with, so every request pays for its span as in
+    // production (RUST_LOG as there; the default logs at info, i.e. one line per refusal).
+    let _telemetry = shared::telemetry::init("ingress-bench");
     let control = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
