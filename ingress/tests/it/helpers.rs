@@ -138,6 +138,15 @@ impl TestApp {
 
     /// Every job in `queue`'s stream, oldest first.
     pub async fn jobs(&self, queue: &str) -> Vec<Job> {
+        self.job_texts(queue)
+            .await
+            .iter()
+            .map(|json| serde_json::from_str(json).expect("job json"))
+            .collect()
+    }
+
+    /// Every job in `queue`'s stream as the JSON text stored in Redis, oldest first.
+    pub async fn job_texts(&self, queue: &str) -> Vec<String> {
         let key = self
             .queues
             .keys(&QueueName::new(queue).expect("queue"))
@@ -157,12 +166,11 @@ impl TestApp {
         entries
             .into_iter()
             .map(|(_, fields)| {
-                let json = fields
+                fields
                     .chunks(2)
                     .find(|kv| kv[0] == "job")
                     .map(|kv| kv[1].clone())
-                    .expect("job field");
-                serde_json::from_str(&json).expect("job json")
+                    .expect("job field")
             })
             .collect()
     }

@@ -55,7 +55,13 @@ async fn message_becomes_a_job_on_whatsapp_messages() {
     assert_eq!(
         job.payload["raw"],
         fixture_json("waha-message.json"),
-        "the whole event travels verbatim"
+        "the whole event travels"
+    );
+    let stored = &app.job_texts("whatsapp-messages").await[0];
+    let body = fixture("waha-message.json");
+    assert!(
+        stored.contains(&format!("\"raw\":{}", body.trim())),
+        "byte for byte, the provider's own formatting included: {stored}"
     );
     assert_eq!(job.payload["context"]["session"], "default");
 }
