@@ -75,6 +75,11 @@ impl Forgetter {
             }
             let batch =
                 std::mem::take(&mut *self.queued.lock().unwrap_or_else(PoisonError::into_inner));
+            if batch.waiting.is_empty() {
+                // Ours is in a cleanup whose caller was cancelled mid-way; it still answers.
+                drop(running);
+                return settled((&mut outcome).await);
+            }
             // Spawned, so that a caller cancelled mid-cleanup (a job's timeout) does not leave the
             // others it carries without an answer.
             let db = self.db.clone();
