@@ -18,8 +18,9 @@ use crate::{
     inboxes::new_id,
 };
 
-/// The contact's open session, or a new one on the bot path (`session.created`). New sessions
-/// take `correlation_id`, the id every later event of the conversation carries.
+/// The contact's open session, locked against concurrent path changes (an agent taking it), or
+/// a new one on the bot path (`session.created`). New sessions take `correlation_id`, the id
+/// every later event of the conversation carries.
 pub async fn find_or_open(
     tx: &mut Tx,
     contact: &Contact,
@@ -29,6 +30,7 @@ pub async fn find_or_open(
         .filter(sessions::contact_id.eq(&contact.id))
         .filter(sessions::state.ne(SessionState::Closed.to_string()))
         .select(Session::as_select())
+        .for_no_key_update()
         .first(tx.conn())
         .await
         .optional()?;

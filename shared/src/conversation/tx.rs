@@ -1,8 +1,9 @@
 //! [`Tx`]: one database transaction plus the events and jobs it produced.
 //!
 //! Operations take `&mut Tx`, write through [`Tx::conn`], and record what happened with
-//! [`Tx::emit`] (appended to the event log now, published after the commit) and [`Tx::enqueue`]
-//! (staged now, enqueued after the commit). Dropping a `Tx` without committing rolls back: the
+//! [`Tx::emit`] (appended to the event log with the transaction's other events just before the
+//! COMMIT, in one round trip; published after it) and [`Tx::enqueue`] (staged now, enqueued after
+//! the commit). Dropping a `Tx` without committing rolls back: the
 //! pool discards a connection returned mid-transaction.
 
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
@@ -11,7 +12,8 @@ use super::ConversationError;
 use crate::{
     db::{DbConn, DbPool},
     events::{
-        EventContext, NewEvent, log,
+        EventContext, NewEvent,
+        log::{self, Prepared},
         outbox::{self, Effects, StagedJob},
     },
     queue::Job,
@@ -21,6 +23,8 @@ pub struct Tx {
     conn: DbConn,
     ctx: EventContext,
     effects: Effects,
+    /// Events emitted and not yet appended (that happens in [`Tx::commit`]).
+    events: Vec<Prepared>,
     channel_prefix: String,
 }
 
@@ -39,6 +43,7 @@ impl Tx {
             conn,
             ctx,
             effects: Effects::default(),
+            events: Vec::new(),
             channel_prefix: channel_prefix.to_owned(),
         })
     }
@@ -61,10 +66,11 @@ impl Tx {
         &self.ctx.causation_id
     }
 
-    /// Appends `event` to the log in this transaction; it is published after the commit.
+    /// Records `event` in this transaction: its channels are checked now, it is appended to the
+    /// log (in emit order, with the others) just before the commit and published after it.
+    /// Async only for the callers' sake: it does no I/O.
     pub async fn emit(&mut self, event: NewEvent) -> Result<(), ConversationError> {
-        let recorded = log::append(&mut self.conn, &self.ctx, event).await?;
-        self.effects.events.push(recorded);
+        self.events.push(log::prepare(&self.ctx, event)?);
         Ok(())
     }
 
@@ -83,13 +89,25 @@ impl Tx {
 
     /// Commits; returns what is to be published and enqueued now.
     pub async fn commit(mut self) -> Result<Effects, ConversationError> {
+        // The events, in one round trip that also says whether the tenant has subscriptions.
+        let mut has_subscriptions = false;
+        if !self.events.is_empty() {
+            let events = std::mem::take(&mut self.events);
+            // Boxed for the same reason as the staging below.
+            let append: std::pin::Pin<
+                Box<dyn std::future::Future<Output = Result<log::AppendedAll, _>> + Send + '_>,
+            > = Box::pin(log::append_all(&mut self.conn, &self.ctx, events));
+            let appended = append.await?;
+            self.effects.events.extend(appended.events);
+            has_subscriptions = appended.tenant_has_subscriptions;
+        }
         // Webhook subscriptions: one `webhook.fanout` job for this transaction's events,
         // staged with them so that a committed event always reaches fan-out — unless the tenant
         // has no subscription at all (most tenants, most of the time), when the job would only
         // find nothing to do: skipping it saves an outbox row, an enqueue and a job run per
-        // transaction. The check runs last before COMMIT; a subscription committed after it is
-        // treated like one created after these events (it gets later events, and `replay`
-        // delivers these).
+        // transaction. The check runs last before COMMIT (with the append); a subscription
+        // committed after it is treated like one created after these events (it gets later
+        // events, and `replay` delivers these).
         let event_ids: Vec<String> = self
             .effects
             .events
@@ -102,16 +120,11 @@ impl Tx {
             .first()
             .map(|e| e.envelope.correlation_id.clone())
             .unwrap_or_default();
-        let staged =
-            match crate::webhooks::fanout_job::staged(&self.ctx.tenant_id, &correlation, event_ids)
-            {
-                Some(staged)
-                    if tenant_has_subscriptions(&mut self.conn, &self.ctx.tenant_id).await? =>
-                {
-                    Some(staged)
-                }
-                _ => None,
-            };
+        let staged = if has_subscriptions {
+            crate::webhooks::fanout_job::staged(&self.ctx.tenant_id, &correlation, event_ids)
+        } else {
+            None
+        };
         if let Some(staged) = staged {
             // Boxed: keeps the commit future's type small (deeply nested callers overflow the
             // trait solver otherwise).
@@ -149,22 +162,4 @@ impl Tx {
             }
         }
     }
-}
-
-/// Whether `tenant` has any webhook subscription, active or not (inactive ones record their
-/// events as held, so they need the fan-out too).
-async fn tenant_has_subscriptions(
-    conn: &mut AsyncPgConnection,
-    tenant: &str,
-) -> Result<bool, ConversationError> {
-    use diesel::prelude::*;
-    use diesel_async::RunQueryDsl;
-
-    use crate::db::schema::event_subscriptions;
-
-    Ok(diesel::select(diesel::dsl::exists(
-        event_subscriptions::table.filter(event_subscriptions::tenant_id.eq(tenant)),
-    ))
-    .get_result(conn)
-    .await?)
 }

@@ -6,6 +6,10 @@
 //! this happens in the transaction that made the change, an event exists exactly when its change
 //! does. Callers lock the aggregate's row first; the unique (aggregate, version) index turns a
 //! race that slipped past that into an error instead of a forked history.
+//!
+//! A conversation transaction ([`crate::conversation::Tx`]) [`prepare`]s each event when it
+//! happens (channels checked, envelope built) and writes them all with [`append_all`] just
+//! before its COMMIT: one round trip for the lot instead of one per event.
 
 use chrono::{DateTime, Utc};
 use diesel::{
@@ -173,6 +177,116 @@ async fn append_row(
         aggregate_version: row.aggregate_version,
         causation_id: row.causation_id,
         channels: row.channels,
+    })
+}
+
+/// An event [`prepare`]d for [`append_all`]: envelope and channels are final, its place in the
+/// log (seq, aggregate version) is not known yet.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    envelope: Envelope,
+    aggregate_type: &'static str,
+    aggregate_id: String,
+    channels: Vec<String>,
+    occurred_at: DateTime<Utc>,
+}
+
+/// Checks `event`'s channels against the matrix and builds its envelope, to be appended later in
+/// the same transaction by [`append_all`].
+pub fn prepare(ctx: &EventContext, event: NewEvent) -> Result<Prepared, EventError> {
+    let channels = channels::channels_for(&ctx.tenant_id, event.event_type, &event.route)?;
+    let occurred_at = Utc::now();
+    Ok(Prepared {
+        envelope: Envelope {
+            id: crate::inboxes::new_id("evt"),
+            event_type: event.event_type.as_str().to_owned(),
+            version: ENVELOPE_VERSION.to_owned(),
+            source: ctx.source.to_owned(),
+            timestamp: super::envelope::iso8601(occurred_at),
+            tenant_id: ctx.tenant_id.clone(),
+            correlation_id: event.correlation_id,
+            data: event.data,
+        },
+        aggregate_type: event.aggregate_type,
+        aggregate_id: event.aggregate_id,
+        channels,
+        occurred_at,
+    })
+}
+
+/// What [`append_all`] wrote, and what it learnt on the way.
+pub struct AppendedAll {
+    pub events: Vec<RecordedEvent>,
+    /// Whether the tenant has any webhook subscription, active or not (then the transaction
+    /// stages a fan-out job for these events).
+    pub tenant_has_subscriptions: bool,
+}
+
+#[derive(QueryableByName)]
+struct AppendedRows {
+    #[diesel(sql_type = Array<BigInt>)]
+    seqs: Vec<i64>,
+    #[diesel(sql_type = Array<Integer>)]
+    versions: Vec<i32>,
+    #[diesel(sql_type = Bool)]
+    has_subscriptions: bool,
+}
+
+/// Appends `events` in the transaction `conn` is in, in their order, in one round trip (the
+/// `event_log_append_all` function of migration 000012, whose inner plans Postgres keeps), each
+/// with its outbox row when it is broadcast.
+pub async fn append_all(
+    conn: &mut AsyncPgConnection,
+    ctx: &EventContext,
+    events: Vec<Prepared>,
+) -> Result<AppendedAll, EventError> {
+    let column = |f: fn(&Prepared) -> String| events.iter().map(f).collect::<Vec<_>>();
+    let ids = column(|e| e.envelope.id.clone());
+    let types = column(|e| e.envelope.event_type.clone());
+    let aggregate_types = column(|e| e.aggregate_type.to_owned());
+    let aggregate_ids = column(|e| e.aggregate_id.clone());
+    let correlation_ids = column(|e| e.envelope.correlation_id.clone());
+    let data: Vec<Value> = events.iter().map(|e| e.envelope.data.clone()).collect();
+    let channels: Vec<Value> = events
+        .iter()
+        .map(|e| Value::from(e.channels.clone()))
+        .collect();
+    let occurred_at: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
+    let appended: AppendedRows = diesel::sql_query(
+        "SELECT appended_seqs AS seqs, appended_versions AS versions, has_subscriptions \
+         FROM event_log_append_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind::<Text, _>(&ctx.tenant_id)
+    .bind::<Text, _>(ENVELOPE_VERSION)
+    .bind::<Text, _>(ctx.source)
+    .bind::<Text, _>(&ctx.causation_id)
+    .bind::<Array<Text>, _>(&ids)
+    .bind::<Array<Text>, _>(&types)
+    .bind::<Array<Text>, _>(&aggregate_types)
+    .bind::<Array<Text>, _>(&aggregate_ids)
+    .bind::<Array<Text>, _>(&correlation_ids)
+    .bind::<Array<Jsonb>, _>(&data)
+    .bind::<Array<Jsonb>, _>(&channels)
+    .bind::<Array<Timestamptz>, _>(&occurred_at)
+    .get_result(conn)
+    .await?;
+    let recorded = events
+        .into_iter()
+        .zip(appended.seqs)
+        .zip(appended.versions)
+        .map(|((event, seq), aggregate_version)| RecordedEvent {
+            seq,
+            envelope: event.envelope,
+            aggregate_type: event.aggregate_type.to_owned(),
+            aggregate_id: event.aggregate_id,
+            aggregate_version,
+            causation_id: ctx.causation_id.clone(),
+            channels: event.channels,
+        })
+        .collect();
+    Ok(AppendedAll {
+        events: recorded,
+        tenant_has_subscriptions: appended.has_subscriptions,
     })
 }
 

@@ -22,7 +22,7 @@ use diesel_async::{
     AsyncConnection, AsyncPgConnection, RunQueryDsl, scoped_futures::ScopedFutureExt,
 };
 
-use super::{Broadcaster, EventError, RecordedEvent, log};
+use super::{Broadcaster, EventError, RecordedEvent, forget::Forgetter, log};
 use crate::{
     db::{
         DbPool,
@@ -84,11 +84,13 @@ pub struct Outbox {
     queues: Queues,
     broadcaster: Broadcaster,
     last_relay_ms: Arc<AtomicI64>,
+    forgetter: Forgetter,
 }
 
 impl Outbox {
     pub fn new(db: DbPool, queues: Queues, broadcaster: Broadcaster) -> Self {
         Self {
+            forgetter: Forgetter::new(db.clone()),
             db,
             queues,
             broadcaster,
@@ -162,19 +164,9 @@ impl Outbox {
         Ok(jobs.iter().map(|s| s.job.id.to_string()).collect())
     }
 
+    /// Deletes the outbox rows of what went out (batched with concurrent settles).
     async fn forget(&self, event_ids: &[String], job_ids: &[String]) -> Result<(), EventError> {
-        use diesel::sql_types::{Array, Text};
-        if event_ids.is_empty() && job_ids.is_empty() {
-            return Ok(());
-        }
-        let mut conn = self.db.get().await?;
-        // A function (migration 000010_event_log_functions) so that Postgres keeps the plan.
-        diesel::sql_query("SELECT outbox_forget($1, $2)")
-            .bind::<Array<Text>, _>(event_ids)
-            .bind::<Array<Text>, _>(job_ids)
-            .execute(&mut conn)
-            .await?;
-        Ok(())
+        self.forgetter.forget(event_ids, job_ids).await
     }
 
     /// Sends whatever `origin` (a job id) staged and did not get out: the retry of a job that

@@ -1,11 +1,17 @@
 //! `pipeline-bench`: end-to-end latency of the conversation pipeline, from a WAHA webhook POST to
 //! ingress until the bot's reply is published as `message.ready` on Redis pub/sub — the real
 //! `ingress` and `worker` binaries (taken from beside this one), a fresh database, the local
-//! Redis. Every message opens a new conversation (a new contact and session), which is the
-//! costlier path. The load is open-loop: latency counts from each message's scheduled send time,
-//! so a stall is not hidden by the generator slowing down. Figures go to BENCHMARKS.md.
+//! Redis. By default every message opens a new conversation (a new contact and session), the
+//! costlier path; with `--conversations N`, N customers write in turn, their first messages sent
+//! as an unmeasured warm-up, so every measured message is a follow-up in an open session. The
+//! load is open-loop: latency counts from each message's scheduled send time, so a stall is not
+//! hidden by the generator slowing down. It also reports the CPU time each process spent on the
+//! measured messages (from /proc: ingress, the workers, the whole Postgres cluster behind
+//! `--admin-url`, Redis from `INFO cpu`, and the generator itself), which is steadier than
+//! latency on a shared machine. Figures go to BENCHMARKS.md.
 //!
 //! cargo build --release --bins && target/release/pipeline-bench --rate 1000 --seconds 10
+//! target/release/pipeline-bench --rate 1000 --seconds 10 --conversations 1000
 
 use std::{
     collections::HashMap,
@@ -29,9 +35,17 @@ use shared::inboxes::{self, InboxKind, NewInbox};
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// Offered load: webhooks per second, each a new conversation.
+    /// Offered load: webhooks per second.
     #[arg(long, default_value_t = 1000)]
     rate: u64,
+    /// Customers writing in turn (0: every message from a new customer). Their first messages
+    /// open the conversations before the measurement starts.
+    #[arg(long, default_value_t = 0)]
+    conversations: usize,
+    /// New conversations sent before measuring (connections dialled, plans cached), when
+    /// `--conversations` is 0.
+    #[arg(long, default_value_t = 200)]
+    warmup: usize,
     #[arg(long, default_value_t = 10)]
     seconds: u64,
     /// Worker processes, and jobs each runs at once.
@@ -103,40 +117,98 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
     let listener = listen(&args.redis_url, &channel, clock.clone()).await?;
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
     wait_ready(addr).await?;
+    let target = Target {
+        addr,
+        inbox: &inbox,
+    };
+    // Unmeasured: warms the processes up (pools, cached plans) and, with `--conversations`,
+    // opens every conversation, so that each measured message is a follow-up.
+    let warmup = match args.conversations {
+        // Customers the measured phase never uses.
+        0 => Phase {
+            tag: "warm",
+            count: args.warmup,
+            conversations: 0,
+            first_customer: 90_000_000,
+        },
+        n => Phase {
+            tag: "open",
+            count: n,
+            conversations: n,
+            first_customer: 0,
+        },
+    };
+    if warmup.count > 0 {
+        let sent = load(args, &target, &warmup, run, clock.clone()).await?;
+        wait_replies(&clock, sent).await;
+        *clock.lock().unwrap() = Clock::default();
+    }
+    let pids: Vec<u32> = children.iter().map(Child::id).collect();
+    let mut meter = cpu::Meter::new(&args.admin_url, &args.redis_url, pids).await?;
+    let before = meter.sample().await?;
     let total = (args.rate * args.seconds) as usize;
     println!(
-        "offering {} webhooks/s for {} s ({total} conversations), {} worker(s) x {} concurrency",
-        args.rate, args.seconds, args.workers, args.concurrency
+        "offering {} webhooks/s for {} s ({total} messages, {}), {} worker(s) x {} concurrency",
+        args.rate,
+        args.seconds,
+        match args.conversations {
+            0 => "each a new conversation".to_owned(),
+            n => format!("follow-ups in {n} open conversations"),
+        },
+        args.workers,
+        args.concurrency
     );
-    let sent = load(args, addr, &inbox, run, clock.clone()).await?;
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while clock.lock().unwrap().replied.len() < sent && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let phase = Phase {
+        tag: "msg",
+        count: total,
+        conversations: args.conversations,
+        first_customer: 0,
+    };
+    let sent = load(args, &target, &phase, run, clock.clone()).await?;
+    wait_replies(&clock, sent).await;
+    let after = meter.sample().await?;
     listener.abort();
     for mut child in children {
         let _ = child.kill();
         let _ = child.wait();
     }
     report(&clock.lock().unwrap(), sent);
+    cpu::report(&before, &after, sent);
     cleanup_redis(&args.redis_url, &prefix).await;
     Ok(())
 }
 
-/// Sends `rate × seconds` webhooks on a fixed schedule over keep-alive connections.
+/// Where webhooks go.
+struct Target<'a> {
+    addr: SocketAddr,
+    inbox: &'a str,
+}
+
+/// A run of webhooks: `count` messages, from `conversations` customers in turn (0: each from a
+/// new one), numbered from `first_customer`; `tag` keeps provider message ids of different
+/// phases apart.
+struct Phase {
+    tag: &'static str,
+    count: usize,
+    conversations: usize,
+    first_customer: usize,
+}
+
+/// Sends a phase's webhooks at `rate` per second on a fixed schedule over keep-alive connections.
 async fn load(
     args: &Args,
-    addr: SocketAddr,
-    inbox: &str,
+    target: &Target<'_>,
+    phase: &Phase,
     run: &str,
     clock: Arc<Mutex<Clock>>,
 ) -> anyhow::Result<usize> {
-    let total = (args.rate * args.seconds) as usize;
+    let total = phase.count;
     let (tx, rx) = async_channel(total);
     let mut senders = Vec::new();
     for _ in 0..args.connections {
         let rx = rx.clone();
-        let path = format!("/webhooks/waha/{inbox}");
+        let path = format!("/webhooks/waha/{}", target.inbox);
+        let addr = target.addr;
         senders.push(tokio::spawn(
             async move { connection(addr, path, rx).await },
         ));
@@ -146,9 +218,14 @@ async fn load(
     for i in 0..total {
         let due = start + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
-        let id = format!("false_{i}@c.us_{run}");
+        let id = format!("false_{}{i}@c.us_{run}", phase.tag);
+        let customer = phase.first_customer
+            + match phase.conversations {
+                0 => i,
+                n => i % n,
+            };
         clock.lock().unwrap().due.insert(id.clone(), due);
-        tx.send((id, i)).await.ok();
+        tx.send((id, customer)).await.ok();
     }
     drop(tx);
     let mut failures = 0;
@@ -156,10 +233,19 @@ async fn load(
         failures += s.await.unwrap_or(0);
     }
     println!(
-        "sent {total} in {:.1} s ({failures} refused)",
+        "{}: sent {total} in {:.1} s ({failures} refused)",
+        phase.tag,
         start.elapsed().as_secs_f64()
     );
     Ok(total - failures)
+}
+
+/// Waits (at most a minute) until `sent` bot replies were seen.
+async fn wait_replies(clock: &Mutex<Clock>, sent: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while clock.lock().unwrap().replied.len() < sent && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 type Queue = Arc<tokio::sync::Mutex<tokio::sync::mpsc::Receiver<(String, usize)>>>;
@@ -183,8 +269,10 @@ async fn connection(addr: SocketAddr, path: String, queue: Queue) -> usize {
     let mut refused = 0;
     loop {
         let next = queue.lock().await.recv().await;
-        let Some((id, i)) = next else { return refused };
-        let body = webhook(&id, i);
+        let Some((id, customer)) = next else {
+            return refused;
+        };
+        let body = webhook(&id, customer);
         let request = Request::post(path.as_str())
             .header("host", "bench")
             .header("content-type", "application/json")
@@ -199,10 +287,11 @@ async fn connection(addr: SocketAddr, path: String, queue: Queue) -> usize {
     }
 }
 
-fn webhook(id: &str, i: usize) -> String {
+/// A WAHA text message from customer number `customer`.
+fn webhook(id: &str, customer: usize) -> String {
     json!({
         "event": "message", "session": "default",
-        "payload": {"id": id, "from": format!("49151{i:08}@c.us"), "fromMe": false, "body": "hello"}
+        "payload": {"id": id, "from": format!("49151{customer:08}@c.us"), "fromMe": false, "body": "hello"}
     })
     .to_string()
 }
@@ -345,5 +434,152 @@ async fn cleanup_redis(redis_url: &str, prefix: &str) {
         .unwrap_or_default();
     if !keys.is_empty() {
         let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+    }
+}
+
+/// CPU time of the processes the pipeline runs on, read before and after the measured phase.
+mod cpu {
+    use anyhow::Context;
+    use diesel::{QueryableByName, sql_types::BigInt};
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    /// Linux reports /proc times in USER_HZ, 100 per second on every platform Rust targets.
+    const TICKS_PER_SECOND: f64 = 100.0;
+
+    /// CPU seconds used so far.
+    #[derive(Clone, Copy, Debug, Default)]
+    pub struct Sample {
+        pub ingress: f64,
+        pub workers: f64,
+        pub postgres: f64,
+        pub redis: f64,
+        pub bench: f64,
+        /// Connections Postgres accepted (`pg_stat_database.sessions`, all databases).
+        pub pg_sessions: i64,
+    }
+
+    pub struct Meter {
+        admin: AsyncPgConnection,
+        redis: redis::aio::MultiplexedConnection,
+        postmaster: u32,
+        /// ingress first, then the workers.
+        children: Vec<u32>,
+    }
+
+    #[derive(QueryableByName)]
+    struct Number {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+
+    impl Meter {
+        pub async fn new(
+            admin_url: &str,
+            redis_url: &str,
+            children: Vec<u32>,
+        ) -> anyhow::Result<Self> {
+            let mut admin = AsyncPgConnection::establish(admin_url).await?;
+            let backend: Number = diesel::sql_query("SELECT pg_backend_pid()::bigint AS n")
+                .get_result(&mut admin)
+                .await?;
+            // The admin connection's backend is a child of the postmaster, so this works for
+            // any local cluster without knowing its data directory.
+            let postmaster = stat(backend.n as u32)
+                .map(|s| s.ppid)
+                .context("reading the Postgres backend's /proc entry (is Postgres local?)")?;
+            let redis = redis::Client::open(redis_url)?
+                .get_multiplexed_async_connection()
+                .await?;
+            Ok(Self {
+                admin,
+                redis,
+                postmaster,
+                children,
+            })
+        }
+
+        pub async fn sample(&mut self) -> anyhow::Result<Sample> {
+            let own = |pid: u32| stat(pid).map(|s| s.own).unwrap_or_default();
+            let info: String = redis::cmd("INFO")
+                .arg("cpu")
+                .query_async(&mut self.redis)
+                .await?;
+            let redis = info
+                .lines()
+                .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
+                .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+                .sum();
+            let sessions: Number = diesel::sql_query(
+                "SELECT COALESCE(SUM(sessions), 0)::bigint AS n FROM pg_stat_database",
+            )
+            .get_result(&mut self.admin)
+            .await?;
+            Ok(Sample {
+                ingress: own(self.children[0]),
+                workers: self.children[1..].iter().map(|&p| own(p)).sum(),
+                postgres: cluster(self.postmaster),
+                redis,
+                bench: own(std::process::id()),
+                pg_sessions: sessions.n,
+            })
+        }
+    }
+
+    struct Stat {
+        ppid: u32,
+        /// utime + stime, seconds.
+        own: f64,
+        /// cutime + cstime: children that exited and were reaped, seconds.
+        reaped: f64,
+    }
+
+    fn stat(pid: u32) -> Option<Stat> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // Fields after the command name (which may hold spaces), from field 3 (state) on.
+        let fields: Vec<&str> = text[text.rfind(')')? + 2..].split(' ').collect();
+        let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+        Some(Stat {
+            ppid: fields.get(1)?.parse().ok()?,
+            own: (ticks(11)? + ticks(12)?) / TICKS_PER_SECOND,
+            reaped: (ticks(13)? + ticks(14)?) / TICKS_PER_SECOND,
+        })
+    }
+
+    /// The whole cluster: the postmaster, its live children (backends, WAL writer,
+    /// checkpointer, autovacuum…) and the children it already reaped.
+    fn cluster(postmaster: u32) -> f64 {
+        let mut total = stat(postmaster)
+            .map(|s| s.own + s.reaped)
+            .unwrap_or_default();
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue;
+                };
+                if let Some(s) = stat(pid).filter(|s| s.ppid == postmaster) {
+                    total += s.own + s.reaped;
+                }
+            }
+        }
+        total
+    }
+
+    /// CPU seconds per 1,000 messages, per process, over the measured phase.
+    pub fn report(before: &Sample, after: &Sample, messages: usize) {
+        let per_k = |b: f64, a: f64| (a - b) * 1000.0 / messages.max(1) as f64;
+        let postgres = per_k(before.postgres, after.postgres);
+        let workers = per_k(before.workers, after.workers);
+        let ingress = per_k(before.ingress, after.ingress);
+        let redis = per_k(before.redis, after.redis);
+        println!(
+            "CPU s per 1,000 messages: postgres {postgres:.2}, worker(s) {workers:.2}, ingress {ingress:.2}, redis {redis:.2} (shared instance), total {:.2}; generator {:.2}; Postgres connections opened: {}",
+            postgres + workers + ingress + redis,
+            per_k(before.bench, after.bench),
+            after.pg_sessions - before.pg_sessions,
+        );
     }
 }

@@ -1,7 +1,9 @@
 //! A customer message, step one: store it (and, when the inbox's bot needs no I/O, answer it in
 //! the same transaction). In one transaction: find or create the contact
 //! (locked, which serialises this customer's messages from here on), find or open their session
-//! (`session.created`), store the message unless its provider id is known (`message.ready`).
+//! (locked; `session.created`), store the message unless its provider id is known
+//! (`message.ready`) — as already processed when the local bot answers it in this transaction,
+//! which then needs neither to lock it again nor to mark it afterwards.
 //! A duplicate whose bot step is done is a successful no-op (after sending anything an earlier
 //! attempt committed but did not publish); one whose bot step a crash interrupted goes on to
 //! [`super::respond`] like a new message.
@@ -9,9 +11,10 @@
 use shared::{
     bot::InboxBot,
     conversation::{
-        Contact, Message, Session, contacts, directory,
+        Contact, Message, Session, contacts,
         messages::{self, Stored},
         sessions,
+        state::SessionState,
     },
     inboxes::InboxKind,
     jobs::JobError,
@@ -62,17 +65,22 @@ async fn store(
         .begin(&inbound.tenant_id, &job.id.to_string())
         .await?;
     let result = async {
-        let kind =
-            directory::inbox_of_tenant(tx.conn(), &inbound.inbox_id, &inbound.tenant_id).await?;
+        let kind = p
+            .inbox_kinds
+            .of_tenant(tx.conn(), &inbound.inbox_id, &inbound.tenant_id)
+            .await?;
         let (contact, _) =
             contacts::find_or_create(&mut tx, &inbound.inbox_id, &inbound.contact).await?;
         let (session, _) = sessions::find_or_open(&mut tx, &contact, &job.correlation_id).await?;
-        let stored = messages::store_inbound(&mut tx, &session, inbound.message.clone()).await?;
+        // A local bot answers a new message on the bot path right here, in this transaction.
+        let answer_now = local_bot.is_some() && session.state()? == SessionState::Bot;
+        let stored =
+            messages::store_inbound(&mut tx, &session, inbound.message.clone(), answer_now).await?;
         let duplicate = matches!(stored, Stored::Duplicate(_));
         if duplicate {
             tracing::debug!(message_id = %stored.message().id, "duplicate provider message");
         }
-        let mut landed = Landed {
+        let landed = Landed {
             kind,
             contact,
             session,
@@ -80,11 +88,11 @@ async fn store(
             duplicate,
         };
         if let Some(inbox_bot) = local_bot
+            && answer_now
             && !duplicate
-            && landed.message.processed_at.is_none()
         {
+            // Stored as processed just now, on the session this transaction holds.
             respond::respond_in(&mut tx, inbound, &landed, inbox_bot).await?;
-            landed.message.processed_at = Some(chrono::Utc::now());
         }
         Ok(landed)
     }

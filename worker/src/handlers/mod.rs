@@ -11,6 +11,7 @@
 //! `delivery.send` ([`outbound`]), shared::channels' handler on the pipeline's tables.
 
 mod inbound;
+mod inbox_kinds;
 pub mod outbound;
 pub mod parse;
 mod respond;
@@ -35,6 +36,7 @@ pub use status::STATUS_KINDS;
 pub struct Pipeline {
     pub conversations: Conversations,
     pub bots: Bots,
+    inbox_kinds: inbox_kinds::InboxKinds,
     /// Outbound settings for `delivery.send`; `None` leaves the kind unregistered.
     pub outbound: Option<Arc<dyn shared::channels::SettingsSource>>,
 }
@@ -44,6 +46,7 @@ impl Pipeline {
         Self {
             conversations: Conversations::new(db, queues, broadcaster, "switchyard.worker"),
             bots,
+            inbox_kinds: inbox_kinds::InboxKinds::default(),
             outbound: None,
         }
     }

@@ -10,7 +10,7 @@ use serde_json::json;
 use shared::{
     bot::{BotDecision, BotError, BotInput, InboxBot, is_handoff_postback},
     conversation::{
-        ConversationError, Tx, csat,
+        ConversationError, Message, Session, Tx, csat,
         handoff::{self, Trigger},
         messages::{self, NewOutbound, Sender},
         sessions,
@@ -41,7 +41,8 @@ pub const HANDOFF_AFTER_UNRECOGNISED: &str =
 /// The reply to a CSAT answer.
 pub const CSAT_THANKS: &str = "Thank you for your feedback!";
 
-/// Decides and applies in the caller's transaction, for a bot that needs no I/O.
+/// Decides and applies in the caller's transaction, for a bot that needs no I/O: the message was
+/// stored (as processed) by this transaction, on the session it found and locked.
 pub async fn respond_in(
     tx: &mut Tx,
     inbound: &Inbound,
@@ -59,7 +60,15 @@ pub async fn respond_in(
                 .map_err(|e| ConversationError::invalid("bot", e.to_string()))?,
         },
     };
-    apply(tx, landed, Some(decision), &inbox_bot.settings).await
+    act(
+        tx,
+        landed,
+        &landed.message,
+        &landed.session,
+        Some(decision),
+        &inbox_bot.settings,
+    )
+    .await
 }
 
 /// Asks a remote bot outside any transaction, then applies its decision in one.
@@ -164,6 +173,8 @@ async fn finish(
     Ok(())
 }
 
+/// Step two in a transaction of its own: locks the message (another attempt may have answered
+/// it meanwhile) and the session (an agent may have taken it), acts, marks the message processed.
 async fn apply(
     tx: &mut Tx,
     landed: &Landed,
@@ -175,6 +186,20 @@ async fn apply(
         return Ok(());
     }
     let session = sessions::lock(tx, &landed.session.id).await?;
+    act(tx, landed, &message, &session, decision, settings).await?;
+    messages::mark_processed(tx, &message.id).await
+}
+
+/// The decision's effects (none: the session is not on the bot path), on a message and session
+/// this transaction holds.
+async fn act(
+    tx: &mut Tx,
+    landed: &Landed,
+    message: &Message,
+    session: &Session,
+    decision: Option<Decision>,
+    settings: &InboxSettings,
+) -> Result<(), ConversationError> {
     if let (Some(decision), SessionState::Bot) = (decision, session.state()?) {
         let reply = |body: &str| NewOutbound {
             sender: Sender::Bot,
@@ -189,11 +214,10 @@ async fn apply(
                     sender: Sender::System,
                     ..reply(CSAT_THANKS)
                 };
-                messages::store_outbound(tx, &session, &landed.contact, landed.kind, thanks)
-                    .await?;
+                messages::store_outbound(tx, session, &landed.contact, landed.kind, thanks).await?;
             }
             Decision::NoBot => {
-                handoff::hand_off(tx, &session, Trigger::BotOff, Some(&message)).await?;
+                handoff::hand_off(tx, session, Trigger::BotOff, Some(message)).await?;
             }
             Decision::Bot(d) => {
                 let count = if d.recognised {
@@ -211,7 +235,7 @@ async fn apply(
                 if let Some(text) = text {
                     messages::store_outbound(
                         tx,
-                        &session,
+                        session,
                         &landed.contact,
                         landed.kind,
                         reply(&text),
@@ -231,12 +255,12 @@ async fn apply(
                             Trigger::Intent(d.intent.clone().unwrap_or_else(|| "handoff".into()))
                         }
                     };
-                    handoff::hand_off(tx, &session, trigger, Some(&message)).await?;
+                    handoff::hand_off(tx, session, trigger, Some(message)).await?;
                 } else if count != session.unrecognised_count {
                     sessions::set_unrecognised(tx, &session.id, count).await?;
                 }
             }
         }
     }
-    messages::mark_processed(tx, &message.id).await
+    Ok(())
 }

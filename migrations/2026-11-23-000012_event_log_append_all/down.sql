@@ -1,0 +1,1 @@
+DROP FUNCTION event_log_append_all(TEXT, TEXT, TEXT, TEXT, TEXT[], TEXT[], TEXT[], TEXT[], TEXT[], JSONB[], JSONB[], TIMESTAMPTZ[]);
