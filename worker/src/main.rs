@@ -13,6 +13,11 @@ use shared::{
 };
 use worker::WorkerConfig;
 
+// glibc's malloc was about a third of the worker's CPU in the pipeline profile (BENCHMARKS.md);
+// ingress made the same switch for the same reason.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser, Debug)]
 #[command(
     name = "worker",

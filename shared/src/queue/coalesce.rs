@@ -9,8 +9,10 @@
 //! trip fails every job in it: the caller cannot know whether its job was stored, which is the
 //! same as any lost reply, and a provider's redelivery is then caught by the dedup key.
 //!
-//! The round trip runs in a spawned task, not in a caller's future, so a caller that goes away
-//! (a client hanging up on ingress) cannot strand the other callers' jobs.
+//! The caller that finds a round trip slot free carries the round trip itself (at low load, every
+//! caller): no task to spawn and wake per job. If that caller goes away mid-way (a client hanging
+//! up on ingress), the rest of its round trip is spawned, so it cannot strand the other callers'
+//! jobs; and once its own round trip is done, a spawned runner serves whatever waits.
 
 use std::{collections::BTreeMap, sync::Mutex};
 
@@ -55,21 +57,65 @@ impl Coalescer {
 }
 
 impl Queues {
-    /// Queues `submission` and makes sure a round trip will carry it.
-    pub(crate) fn submit(&self, submission: Submission) {
-        let coalescer = &self.inner.coalescer;
-        let start_runner = {
-            let mut state = coalescer.lock();
+    /// Queues `submission` and waits for its answer. The caller that finds a round trip slot free
+    /// makes that round trip itself (no task to spawn and wake at low load); if more jobs are
+    /// waiting when it is done, a spawned runner takes over, so no caller ends up serving
+    /// others' jobs before answering its own request.
+    pub(crate) async fn submit(
+        &self,
+        submission: Submission,
+        answer: oneshot::Receiver<Result<Enqueued, QueueError>>,
+    ) -> Result<Enqueued, QueueError> {
+        let lead = {
+            let mut state = self.inner.coalescer.lock();
             state.waiting.push(submission);
-            let start = state.in_flight < MAX_IN_FLIGHT;
-            if start {
+            let free = state.in_flight < MAX_IN_FLIGHT;
+            if free {
                 state.in_flight += 1;
             }
-            start
+            free
         };
-        if start_runner {
+        if lead {
+            let mut trip = Detached(Some(Box::pin(self.clone().lead_one_round_trip())));
+            if let Some(round_trip) = trip.0.as_mut() {
+                round_trip.await;
+            }
+            trip.0 = None;
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(QueueError::Redis(redis::RedisError::from((
+                redis::ErrorKind::Io,
+                "the enqueue round trip was dropped",
+            ))))
+        })
+    }
+
+    /// One round trip with what is waiting, then hand the slot to a runner or give it back.
+    async fn lead_one_round_trip(self) {
+        let runner = Runner { queues: &self };
+        let batch = self.take_batch();
+        if !batch.is_empty() {
+            self.round_trip(batch).await;
+        }
+        let more = {
+            let mut state = self.inner.coalescer.lock();
+            let more = !state.waiting.is_empty();
+            if !more {
+                state.in_flight -= 1;
+            }
+            more
+        };
+        std::mem::forget(runner);
+        if more {
+            // The runner inherits this round trip's slot.
             tokio::spawn(self.clone().run_round_trips());
         }
+    }
+
+    fn take_batch(&self) -> Vec<Submission> {
+        let mut state = self.inner.coalescer.lock();
+        let take = state.waiting.len().min(MAX_BATCH);
+        state.waiting.drain(..take).collect()
     }
 
     /// Sends what is waiting, round trip after round trip, until nothing is.
@@ -163,6 +209,18 @@ impl QueueError {
     }
 }
 
+/// A round trip a caller drives itself. If the caller goes away mid-way (a client hanging up on
+/// ingress), the rest of it is spawned, so the other jobs it carries are still answered.
+struct Detached(Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>);
+
+impl Drop for Detached {
+    fn drop(&mut self) {
+        if let (Some(rest), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(rest);
+        }
+    }
+}
+
 /// Keeps the in-flight count true if a runner is dropped mid-way (its runtime shutting down):
 /// the count goes down and the jobs still waiting fail, instead of waiting for a runner that
 /// will never come.
@@ -183,7 +241,7 @@ impl Drop for Runner<'_> {
         };
         let error = QueueError::Redis(redis::RedisError::from((
             redis::ErrorKind::Io,
-            "the runtime carrying this enqueue shut down",
+            "the task carrying this enqueue stopped (runtime shutting down)",
         )));
         fail_all(waiting, &error);
     }

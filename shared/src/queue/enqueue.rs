@@ -89,20 +89,15 @@ impl Queues {
         window: Duration,
     ) -> Result<Enqueued, QueueError> {
         let (reply, answer) = oneshot::channel();
-        self.submit(Submission {
+        let submission = Submission {
             stream: QueueKeys::stream_of(self.prefix(), queue),
             dedup_key: QueueKeys::dedup_of(self.prefix(), queue, dedup_key),
             window_ms: window.as_millis().clamp(1, u64::MAX as u128) as u64,
             job_id: id.to_string(),
             json,
             reply,
-        });
-        answer.await.unwrap_or_else(|_| {
-            Err(QueueError::Redis(redis::RedisError::from((
-                redis::ErrorKind::Io,
-                "the enqueue round trip was dropped",
-            ))))
-        })
+        };
+        self.submit(submission, answer).await
     }
 
     /// Schedule a job to enter its stream at `due` (epoch milliseconds).

@@ -149,3 +149,54 @@ async fn a_failed_round_trip_fails_every_caller_and_later_calls_recover() {
     assert!(stored, "the same Queues stores again once Redis is back");
     assert_eq!(stream_len(&redis, &queues, "widget").await, 1);
 }
+
+/// Callers that carry round trips themselves are cancelled mid-way (clients hanging up): the
+/// round trips still finish, every other caller is answered, and every job is stored once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_caller_does_not_strand_the_jobs_of_its_round_trip() {
+    let redis = PrivateRedis::start(PrivateRedis::free_port()).await;
+    let queues = Queues::new(&PrivateRedis::url(redis.port()), "t").expect("queues");
+    queues
+        .enqueue_unless_duplicate(&job("email"), "warm-up", WINDOW)
+        .await
+        .expect("stored");
+    // Hold Redis busy for a while, so round trips sent now stay in flight.
+    let mut admin = redis.admin().await.expect("admin");
+    let busy = tokio::spawn(async move {
+        redis::cmd("EVAL")
+            .arg(
+                "local t = redis.call('TIME'); local stop = t[1] * 1e6 + t[2] + 400000 \
+                  repeat t = redis.call('TIME') until t[1] * 1e6 + t[2] >= stop",
+            )
+            .arg(0)
+            .query_async::<()>(&mut admin)
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    let call = |n: usize| {
+        let queues = queues.clone();
+        tokio::spawn(async move {
+            queues
+                .enqueue_unless_duplicate(&job("email"), &format!("job-{n}"), WINDOW)
+                .await
+        })
+    };
+    // The first two take both round-trip slots and carry their own round trips...
+    let carriers = [call(0), call(1)];
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ...these wait for a slot...
+    let waiting: Vec<_> = (2..12).map(call).collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // ...and the carriers' clients hang up while Redis is still busy.
+    for carrier in &carriers {
+        carrier.abort();
+    }
+    for outcome in join_all(waiting).await {
+        let outcome = outcome.expect("task").expect("answered");
+        assert!(matches!(outcome, Enqueued::New { .. }), "{outcome:?}");
+    }
+    busy.await.expect("task").expect("busy script");
+    // The cancelled callers' jobs were stored too: their round trips went on without them.
+    assert_eq!(stream_len(&redis, &queues, "email").await, 13);
+}
