@@ -14,6 +14,6 @@ pub mod pusher;
 pub mod queue;
 pub mod shutdown;
 pub mod telemetry;
-#[cfg(feature = "testkit")]
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod webhooks;

@@ -22,8 +22,6 @@ pub mod keys;
 pub mod maintain;
 mod name;
 pub mod policy;
-#[cfg(test)]
-mod private_redis;
 pub mod readers;
 mod scripts;
 pub mod trim;

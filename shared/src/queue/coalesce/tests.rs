@@ -5,7 +5,8 @@ use std::{collections::HashMap, time::Duration};
 
 use futures::future::join_all;
 
-use crate::queue::{Job, QueueName, Queues, enqueue::Enqueued, private_redis::PrivateRedis};
+use crate::queue::{Job, QueueName, Queues, enqueue::Enqueued};
+use crate::testkit::PrivateRedis;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
@@ -32,7 +33,7 @@ async fn stream_len(redis: &PrivateRedis, queues: &Queues, queue: &str) -> usize
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_calls_share_script_runs_and_each_job_is_decided_alone() {
     let redis = PrivateRedis::start(PrivateRedis::free_port()).await;
-    let queues = Queues::new(&PrivateRedis::url(redis.port()), "t").expect("queues");
+    let queues = Queues::new(&redis.url(), "t").expect("queues");
     queues.ping().await.expect("up");
     let before = redis.command_count("evalsha").await + redis.command_count("eval").await;
 
@@ -88,7 +89,7 @@ async fn concurrent_calls_share_script_runs_and_each_job_is_decided_alone() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lone_call_is_one_script_run() {
     let redis = PrivateRedis::start(PrivateRedis::free_port()).await;
-    let queues = Queues::new(&PrivateRedis::url(redis.port()), "t").expect("queues");
+    let queues = Queues::new(&redis.url(), "t").expect("queues");
     // The first call also loads the script (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA).
     queues
         .enqueue_unless_duplicate(&job("email"), "warm-up", WINDOW)
@@ -110,7 +111,7 @@ async fn a_lone_call_is_one_script_run() {
 async fn a_failed_round_trip_fails_every_caller_and_later_calls_recover() {
     let port = PrivateRedis::free_port();
     let mut redis = PrivateRedis::start(port).await;
-    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("queues");
+    let queues = Queues::new(&PrivateRedis::url_of(port), "t").expect("queues");
     queues.ping().await.expect("up");
     redis.kill();
 
@@ -155,7 +156,7 @@ async fn a_failed_round_trip_fails_every_caller_and_later_calls_recover() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_caller_does_not_strand_the_jobs_of_its_round_trip() {
     let redis = PrivateRedis::start(PrivateRedis::free_port()).await;
-    let queues = Queues::new(&PrivateRedis::url(redis.port()), "t").expect("queues");
+    let queues = Queues::new(&redis.url(), "t").expect("queues");
     queues
         .enqueue_unless_duplicate(&job("email"), "warm-up", WINDOW)
         .await

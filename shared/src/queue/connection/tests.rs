@@ -5,7 +5,8 @@ use std::{collections::HashSet, time::Duration};
 
 use futures::future::join_all;
 
-use crate::queue::{Job, QueueName, Queues, consume::StreamConsumer, private_redis::PrivateRedis};
+use crate::queue::{Job, QueueName, Queues, consume::StreamConsumer};
+use crate::testkit::PrivateRedis;
 
 async fn client_id(queues: &Queues) -> i64 {
     let mut conn = queues.conn().await.expect("connection");
@@ -19,7 +20,7 @@ async fn client_id(queues: &Queues) -> i64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn starts_while_redis_is_down_then_works_once_it_is_up() {
     let port = PrivateRedis::free_port();
-    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("no dial at construction");
+    let queues = Queues::new(&PrivateRedis::url_of(port), "t").expect("no dial at construction");
 
     let pings = join_all((0..20).map(|_| queues.ping())).await;
     assert!(
@@ -38,7 +39,7 @@ async fn starts_while_redis_is_down_then_works_once_it_is_up() {
 async fn concurrent_callers_share_one_connection_without_a_ping_per_command() {
     let port = PrivateRedis::free_port();
     let redis = PrivateRedis::start(port).await;
-    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("queues");
+    let queues = Queues::new(&PrivateRedis::url_of(port), "t").expect("queues");
     let first = client_id(&queues).await;
 
     let ids: HashSet<i64> = join_all((0..50).map(|_| client_id(&queues)))
@@ -64,7 +65,7 @@ async fn concurrent_callers_share_one_connection_without_a_ping_per_command() {
 async fn a_lost_connection_is_replaced_after_redis_restarts() {
     let port = PrivateRedis::free_port();
     let mut redis = PrivateRedis::start(port).await;
-    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("queues");
+    let queues = Queues::new(&PrivateRedis::url_of(port), "t").expect("queues");
     queues.ping().await.expect("up");
 
     redis.kill();
@@ -82,7 +83,7 @@ async fn a_lost_connection_is_replaced_after_redis_restarts() {
 async fn a_blocked_stream_read_does_not_stall_short_commands() {
     let port = PrivateRedis::free_port();
     let redis = PrivateRedis::start(port).await;
-    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("queues");
+    let queues = Queues::new(&PrivateRedis::url_of(port), "t").expect("queues");
     let queue = QueueName::new("connection-test").expect("name");
     let consumer = StreamConsumer::new(&queues, queue.clone(), "reader");
     consumer.ensure_group().await.expect("group");
@@ -122,7 +123,7 @@ async fn a_blocked_stream_read_does_not_stall_short_commands() {
 async fn a_reader_gets_a_working_connection_again_after_redis_restarts() {
     let port = PrivateRedis::free_port();
     let mut redis = PrivateRedis::start(port).await;
-    let queues = Queues::new(&PrivateRedis::url(port), "t").expect("queues");
+    let queues = Queues::new(&PrivateRedis::url_of(port), "t").expect("queues");
     let queue = QueueName::new("reader-restart").expect("name");
     let consumer = StreamConsumer::new(&queues, queue.clone(), "reader");
     consumer.ensure_group().await.expect("group");

@@ -6,18 +6,18 @@ use std::{
     time::Duration,
 };
 
-pub(crate) struct PrivateRedis {
+pub struct PrivateRedis {
     port: u16,
     child: Child,
 }
 
 impl PrivateRedis {
-    pub(crate) fn free_port() -> u16 {
+    pub fn free_port() -> u16 {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.local_addr().expect("addr").port()
     }
 
-    pub(crate) async fn start(port: u16) -> Self {
+    pub async fn start(port: u16) -> Self {
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
@@ -35,18 +35,24 @@ impl PrivateRedis {
         panic!("private redis-server did not come up");
     }
 
-    pub(crate) fn port(&self) -> u16 {
+    pub fn port(&self) -> u16 {
         self.port
     }
 
-    pub(crate) fn url(port: u16) -> String {
+    /// This server's URL.
+    pub fn url(&self) -> String {
+        Self::url_of(self.port)
+    }
+
+    /// The URL a server on `port` has (or will have, once started).
+    pub fn url_of(port: u16) -> String {
         format!("redis://127.0.0.1:{port}")
     }
 
     /// A connection of the test's own, outside the one under test. It checks with ECHO, not
     /// PING, so the PINGs counted are only those of the connection under test.
-    pub(crate) async fn admin(&self) -> Option<redis::aio::MultiplexedConnection> {
-        let client = redis::Client::open(Self::url(self.port)).ok()?;
+    pub async fn admin(&self) -> Option<redis::aio::MultiplexedConnection> {
+        let client = redis::Client::open(Self::url_of(self.port)).ok()?;
         let mut conn = client.get_multiplexed_async_connection().await.ok()?;
         redis::cmd("ECHO")
             .arg("up")
@@ -56,7 +62,7 @@ impl PrivateRedis {
         Some(conn)
     }
 
-    pub(crate) async fn command_count(&self, command: &str) -> u64 {
+    pub async fn command_count(&self, command: &str) -> u64 {
         let mut admin = self.admin().await.expect("admin connection");
         let stats: String = redis::cmd("INFO")
             .arg("commandstats")
@@ -71,7 +77,7 @@ impl PrivateRedis {
             .map_or(0, |calls| calls.parse().expect("a count"))
     }
 
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
