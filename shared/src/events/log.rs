@@ -131,22 +131,39 @@ struct Unwritten<'a> {
     channels: Vec<String>,
 }
 
+/// The envelope of a new event of `ctx`'s tenant and source, with a fresh id.
+fn new_envelope(
+    ctx: &EventContext,
+    event_type: &str,
+    correlation_id: String,
+    data: Value,
+    occurred_at: DateTime<Utc>,
+) -> Envelope {
+    Envelope {
+        id: crate::inboxes::new_id("evt"),
+        event_type: event_type.to_owned(),
+        version: ENVELOPE_VERSION.to_owned(),
+        source: ctx.source.to_owned(),
+        timestamp: super::envelope::iso8601(occurred_at),
+        tenant_id: ctx.tenant_id.clone(),
+        correlation_id,
+        data,
+    }
+}
+
 async fn append_row(
     conn: &mut AsyncPgConnection,
     ctx: &EventContext,
     event: Unwritten<'_>,
 ) -> Result<RecordedEvent, EventError> {
     let occurred_at = Utc::now();
-    let envelope = Envelope {
-        id: crate::inboxes::new_id("evt"),
-        event_type: event.event_type.to_owned(),
-        version: ENVELOPE_VERSION.to_owned(),
-        source: ctx.source.to_owned(),
-        timestamp: super::envelope::iso8601(occurred_at),
-        tenant_id: ctx.tenant_id.clone(),
-        correlation_id: event.correlation_id,
-        data: event.data,
-    };
+    let envelope = new_envelope(
+        ctx,
+        event.event_type,
+        event.correlation_id,
+        event.data,
+        occurred_at,
+    );
     let broadcast = !event.channels.is_empty();
     let row = EventRow {
         id: envelope.id.clone(),
@@ -197,16 +214,13 @@ pub fn prepare(ctx: &EventContext, event: NewEvent) -> Result<Prepared, EventErr
     let channels = channels::channels_for(&ctx.tenant_id, event.event_type, &event.route)?;
     let occurred_at = Utc::now();
     Ok(Prepared {
-        envelope: Envelope {
-            id: crate::inboxes::new_id("evt"),
-            event_type: event.event_type.as_str().to_owned(),
-            version: ENVELOPE_VERSION.to_owned(),
-            source: ctx.source.to_owned(),
-            timestamp: super::envelope::iso8601(occurred_at),
-            tenant_id: ctx.tenant_id.clone(),
-            correlation_id: event.correlation_id,
-            data: event.data,
-        },
+        envelope: new_envelope(
+            ctx,
+            event.event_type.as_str(),
+            event.correlation_id,
+            event.data,
+            occurred_at,
+        ),
         aggregate_type: event.aggregate_type,
         aggregate_id: event.aggregate_id,
         channels,

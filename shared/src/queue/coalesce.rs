@@ -93,17 +93,12 @@ impl Queues {
     /// One round trip with what is waiting, then hand the slot to a runner or give it back.
     async fn lead_one_round_trip(self) {
         let runner = Runner { queues: &self };
-        let batch = self.take_batch();
-        if !batch.is_empty() {
-            self.round_trip(batch).await;
-        }
-        let more = {
-            let mut state = self.inner.coalescer.lock();
-            let more = !state.waiting.is_empty();
-            if !more {
-                state.in_flight -= 1;
+        let more = match self.next_batch() {
+            Some(batch) => {
+                self.round_trip(batch).await;
+                release_unless_waiting(&mut self.inner.coalescer.lock())
             }
-            more
+            None => false,
         };
         std::mem::forget(runner);
         if more {
@@ -112,28 +107,24 @@ impl Queues {
         }
     }
 
-    fn take_batch(&self) -> Vec<Submission> {
-        let mut state = self.inner.coalescer.lock();
-        let take = state.waiting.len().min(MAX_BATCH);
-        state.waiting.drain(..take).collect()
-    }
-
     /// Sends what is waiting, round trip after round trip, until nothing is.
     async fn run_round_trips(self) {
         let runner = Runner { queues: &self };
-        loop {
-            let batch = {
-                let mut state = self.inner.coalescer.lock();
-                if state.waiting.is_empty() {
-                    state.in_flight -= 1;
-                    std::mem::forget(runner);
-                    return;
-                }
-                let take = state.waiting.len().min(MAX_BATCH);
-                state.waiting.drain(..take).collect::<Vec<_>>()
-            };
+        while let Some(batch) = self.next_batch() {
             self.round_trip(batch).await;
         }
+        std::mem::forget(runner);
+    }
+
+    /// Up to [`MAX_BATCH`] waiting jobs; `None`, with the caller's slot given back, when none
+    /// wait.
+    fn next_batch(&self) -> Option<Vec<Submission>> {
+        let mut state = self.inner.coalescer.lock();
+        if !release_unless_waiting(&mut state) {
+            return None;
+        }
+        let take = state.waiting.len().min(MAX_BATCH);
+        Some(state.waiting.drain(..take).collect())
     }
 
     /// One script call per (stream, window), all on the shared connection, so they pipeline.
@@ -189,15 +180,26 @@ impl Queues {
     }
 }
 
+/// Whether jobs are waiting; if none are, gives a round-trip slot back. Called under the same
+/// lock a submitter takes to push its job and look for a free slot, so no job is ever left
+/// waiting without a round trip to carry it.
+fn release_unless_waiting(state: &mut State) -> bool {
+    let waiting = !state.waiting.is_empty();
+    if !waiting {
+        state.in_flight -= 1;
+    }
+    waiting
+}
+
 fn fail_all(group: Vec<Submission>, error: &QueueError) {
     for job in group {
-        let _ = job.reply.send(Err(error.duplicate()));
+        let _ = job.reply.send(Err(error.for_another_caller()));
     }
 }
 
 impl QueueError {
     /// The same error for another caller (a failed round trip fails every job it carried).
-    fn duplicate(&self) -> Self {
+    fn for_another_caller(&self) -> Self {
         match self {
             Self::Redis(error) => Self::Redis(error.clone()),
             Self::Database(error) => Self::Redis(redis::RedisError::from((

@@ -21,10 +21,10 @@ impl QueueKeys {
     pub fn new(prefix: &str, queue: &QueueName) -> Self {
         let base = format!("{prefix}:{{{queue}}}");
         Self {
-            stream: format!("{base}:stream"),
+            stream: Self::stream_of(prefix, queue),
             delayed: format!("{base}:delayed"),
             stats: format!("{base}:stats"),
-            dedup_prefix: format!("{base}:dedup:"),
+            dedup_prefix: Self::dedup_of(prefix, queue, ""),
         }
     }
 

@@ -28,6 +28,23 @@ async fn stream_len(redis: &PrivateRedis, queues: &Queues, queue: &str) -> usize
         .expect("XLEN")
 }
 
+/// A private Redis and a `Queues` on it whose first call (which also loads the script:
+/// EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA) is done, so later script runs count one per call.
+async fn warmed_up() -> (PrivateRedis, Queues) {
+    let redis = PrivateRedis::start(PrivateRedis::free_port()).await;
+    let queues = Queues::new(&redis.url(), "t").expect("queues");
+    queues
+        .enqueue_unless_duplicate(&job("email"), "warm-up", WINDOW)
+        .await
+        .expect("stored");
+    (redis, queues)
+}
+
+/// Script calls Redis ran so far, by SHA or by text.
+async fn script_runs(redis: &PrivateRedis) -> u64 {
+    redis.command_count("evalsha").await + redis.command_count("eval").await
+}
+
 /// 600 concurrent calls over two queues, every dedup key used three times: one job per key is
 /// stored, the others name it as holder, and the calls shared far fewer script runs than jobs.
 #[tokio::test(flavor = "multi_thread")]
@@ -35,7 +52,7 @@ async fn concurrent_calls_share_script_runs_and_each_job_is_decided_alone() {
     let redis = PrivateRedis::start(PrivateRedis::free_port()).await;
     let queues = Queues::new(&redis.url(), "t").expect("queues");
     queues.ping().await.expect("up");
-    let before = redis.command_count("evalsha").await + redis.command_count("eval").await;
+    let before = script_runs(&redis).await;
 
     let calls = (0..600).map(|n| {
         let queues = queues.clone();
@@ -77,31 +94,24 @@ async fn concurrent_calls_share_script_runs_and_each_job_is_decided_alone() {
     assert_eq!(stream_len(&redis, &queues, "whatsapp-messages").await, 100);
     assert_eq!(stream_len(&redis, &queues, "facebook").await, 100);
 
-    let script_runs =
-        redis.command_count("evalsha").await + redis.command_count("eval").await - before;
+    let runs = script_runs(&redis).await - before;
     assert!(
-        script_runs < 300,
-        "600 concurrent jobs took {script_runs} script runs: no round trip was shared"
+        runs < 300,
+        "600 concurrent jobs took {runs} script runs: no round trip was shared"
     );
 }
 
 /// A job submitted alone goes at once, in one script run of its own.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lone_call_is_one_script_run() {
-    let redis = PrivateRedis::start(PrivateRedis::free_port()).await;
-    let queues = Queues::new(&redis.url(), "t").expect("queues");
-    // The first call also loads the script (EVALSHA, NOSCRIPT, SCRIPT LOAD, EVALSHA).
-    queues
-        .enqueue_unless_duplicate(&job("email"), "warm-up", WINDOW)
-        .await
-        .expect("stored");
-    let before = redis.command_count("evalsha").await + redis.command_count("eval").await;
+    let (redis, queues) = warmed_up().await;
+    let before = script_runs(&redis).await;
     let outcome = queues
         .enqueue_unless_duplicate(&job("email"), "one", WINDOW)
         .await
         .expect("stored");
     assert!(matches!(outcome, Enqueued::New { .. }));
-    let after = redis.command_count("evalsha").await + redis.command_count("eval").await;
+    let after = script_runs(&redis).await;
     assert_eq!(after - before, 1);
 }
 
@@ -155,12 +165,7 @@ async fn a_failed_round_trip_fails_every_caller_and_later_calls_recover() {
 /// round trips still finish, every other caller is answered, and every job is stored once.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cancelled_caller_does_not_strand_the_jobs_of_its_round_trip() {
-    let redis = PrivateRedis::start(PrivateRedis::free_port()).await;
-    let queues = Queues::new(&redis.url(), "t").expect("queues");
-    queues
-        .enqueue_unless_duplicate(&job("email"), "warm-up", WINDOW)
-        .await
-        .expect("stored");
+    let (redis, queues) = warmed_up().await;
     // Hold Redis busy for a while, so round trips sent now stay in flight.
     let mut admin = redis.admin().await.expect("admin");
     let busy = tokio::spawn(async move {
