@@ -12,7 +12,7 @@ use diesel_async::RunQueryDsl;
 use serde_json::json;
 
 use super::{
-    Agent, ConversationError, QueueItem, Tx, cases,
+    Agent, ConversationError, QueueItem, Tx, cases, partial,
     state::{QueueItemState, StateMachine, transition},
 };
 use crate::{
@@ -58,7 +58,7 @@ async fn oldest_waiting(
 ) -> Result<Option<QueueItem>, ConversationError> {
     Ok(queue_items::table
         .filter(queue_items::tenant_id.eq(tenant_id))
-        .filter(queue_items::state.eq(QueueItemState::Waiting.as_str()))
+        .filter(partial::queue_item_is_waiting())
         .order((queue_items::created_at.asc(), queue_items::id.asc()))
         .select(QueueItem::as_select())
         .for_no_key_update()

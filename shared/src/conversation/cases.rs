@@ -10,7 +10,7 @@ use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
 use super::{
-    Case, ConversationError, CsatSurvey, Session, Tx, assignment, csat,
+    Case, ConversationError, CsatSurvey, Session, Tx, assignment, csat, partial,
     state::{CaseState, SessionState, StateMachine, transition},
 };
 use crate::{
@@ -53,7 +53,7 @@ pub async fn open_for_session(
 ) -> Result<Option<Case>, ConversationError> {
     Ok(cases::table
         .filter(cases::session_id.eq(session_id))
-        .filter(cases::state.ne(CaseState::Closed.as_str()))
+        .filter(partial::case_is_open())
         .select(Case::as_select())
         .for_no_key_update()
         .first(tx.conn())
@@ -247,8 +247,10 @@ pub async fn close(tx: &mut Tx, id: &str, closing: &Closing) -> Result<Closed, C
 async fn release(tx: &mut Tx, case: &Case) -> Result<(), ConversationError> {
     let freed: Option<Option<String>> = diesel::update(
         queue_items::table
+            // By session: the open item's partial index serves it (there is none on case_id).
+            .filter(queue_items::session_id.eq(&case.session_id))
             .filter(queue_items::case_id.eq(&case.id))
-            .filter(queue_items::state.ne("done")),
+            .filter(partial::queue_item_is_open()),
     )
     .set((
         queue_items::state.eq("done"),

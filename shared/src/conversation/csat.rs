@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::{
     Case, ConversationError, CsatSurvey, Session, Tx,
     messages::{NewOutbound, Sender},
+    partial,
     state::{CsatState, StateMachine, parse_state, transition},
 };
 use crate::{
@@ -69,7 +70,7 @@ pub async fn pending(
 ) -> Result<Option<CsatSurvey>, ConversationError> {
     Ok(csat_surveys::table
         .filter(csat_surveys::session_id.eq(session_id))
-        .filter(csat_surveys::state.eq(CsatState::Sent.as_str()))
+        .filter(partial::survey_is_sent())
         .order(csat_surveys::created_at.desc())
         .select(CsatSurvey::as_select())
         .first(tx.conn())

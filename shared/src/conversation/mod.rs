@@ -22,6 +22,7 @@ pub mod directory;
 pub mod handoff;
 pub mod messages;
 pub mod models;
+pub mod partial;
 pub mod queries;
 pub mod replies;
 pub mod sessions;

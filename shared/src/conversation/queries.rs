@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{
     Case, Contact, ConversationError, CsatSurvey, Message, Session, cases, csat, messages,
     sessions,
-    state::{CaseState, SessionState, StateMachine},
+    state::{SessionState, StateMachine},
 };
 use crate::db::schema::{
     cases as cases_t, contacts, csat_surveys, messages as messages_t, sessions as sessions_t,
@@ -48,7 +48,7 @@ async fn open_case(
 ) -> Result<Option<Case>, ConversationError> {
     Ok(cases_t::table
         .filter(cases_t::session_id.eq(session_id))
-        .filter(cases_t::state.ne(CaseState::Closed.as_str()))
+        .filter(super::partial::case_is_open())
         .select(Case::as_select())
         .first(conn)
         .await

@@ -9,7 +9,7 @@ use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
 use super::{
-    Contact, ConversationError, Session, Tx,
+    Contact, ConversationError, Session, Tx, partial,
     state::{SessionState, transition},
 };
 use crate::{
@@ -28,7 +28,7 @@ pub async fn find_or_open(
 ) -> Result<(Session, bool), ConversationError> {
     let open = sessions::table
         .filter(sessions::contact_id.eq(&contact.id))
-        .filter(sessions::state.ne(SessionState::Closed.to_string()))
+        .filter(partial::session_is_open())
         .select(Session::as_select())
         .for_no_key_update()
         .first(tx.conn())

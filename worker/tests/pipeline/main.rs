@@ -14,6 +14,7 @@ mod http;
 mod isolation;
 mod journey;
 mod outbound_settings;
+mod plans;
 mod status_callbacks;
 mod transitions;
 mod webhooks;

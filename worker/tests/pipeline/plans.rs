@@ -1,0 +1,120 @@
+//! The lookups behind partial indexes stay index lookups when Postgres plans them generically,
+//! as it does for a prepared statement after its fifth run on a connection. The checks run on a
+//! pool whose connections force generic plans and refuse sequential scans where an index can
+//! serve, and count the scans each transaction made (`pg_stat_xact_user_tables`): a predicate
+//! written with a bind parameter (`state <> $1`) cannot use the index and scans the table.
+
+use diesel::{
+    QueryableByName,
+    sql_types::{BigInt, Text},
+};
+use diesel_async::RunQueryDsl;
+use shared::{
+    conversation::{
+        Conversations, Tx, assignment,
+        cases::{self, Closing},
+        contacts, csat, queries, sessions,
+    },
+    events::Broadcaster,
+};
+
+use crate::{World, only_session};
+
+const CUSTOMER: &str = "4915200000001@c.us";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_session_case_queue_item_and_survey_lookups_scan_no_table() {
+    let w = World::new().await;
+    // A live conversation waiting for an agent (there is none yet).
+    w.run(&w.waha(CUSTOMER, "p-1", "hello")).await.unwrap();
+    w.run(&w.waha(CUSTOMER, "p-2", "I want to talk to an agent"))
+        .await
+        .unwrap();
+    let session_id = only_session(&w).await;
+    let strict = generic_plans_only(&w);
+
+    let mut tx = begin(&strict, &w).await;
+    let session = sessions::get(&mut tx, &session_id).await.unwrap();
+    let contact = contacts::get(&mut tx, &session.contact_id).await.unwrap();
+    let (found, opened) = sessions::find_or_open(&mut tx, &contact, "c")
+        .await
+        .unwrap();
+    assert_eq!((found.id.as_str(), opened), (session_id.as_str(), false));
+    let case = cases::open_for_session(&mut tx, &session_id)
+        .await
+        .unwrap()
+        .expect("the handoff opened a case");
+    assert!(
+        assignment::assign_waiting(&mut tx)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    no_scans(tx, "open session, open case, oldest waiting item").await;
+
+    let mut tx = begin(&strict, &w).await;
+    let read = queries::session(tx.conn(), &w.tenant_id, &session_id, 10)
+        .await
+        .unwrap();
+    assert_eq!(read["open_case"]["id"], case.id.as_str(), "{read}");
+    no_scans(tx, "the API's read of a session").await;
+
+    // An agent takes it; closing releases the queue item and sends the survey.
+    let agent = w.agent("Dana", 1).await;
+    let case = w.open_case(&session_id).await;
+    assert_eq!(case.agent_id.as_deref(), Some(agent.id.as_str()));
+    let mut tx = begin(&strict, &w).await;
+    let closing = Closing::new("parcel_resent", "positive").unwrap();
+    cases::close(&mut tx, &case.id, &closing).await.unwrap();
+    let survey = csat::pending(&mut tx, &session_id)
+        .await
+        .unwrap()
+        .expect("closing sent the survey");
+    assert_eq!(survey.state, "sent");
+    no_scans(tx, "closing a case, the pending survey").await;
+}
+
+/// A pool on the test's database whose plans are all generic, and which scans a table only
+/// where no index can serve.
+fn generic_plans_only(w: &World) -> Conversations {
+    let options = "-c plan_cache_mode=force_generic_plan -c enable_seqscan=off";
+    let url = format!("{}?options={}", w.db.url, options.replace(' ', "%20"));
+    let pool = shared::db::pool(&url, 2).unwrap();
+    let broadcaster = Broadcaster::new(w.redis.queues.clone(), &w.broadcast_prefix);
+    Conversations::new(pool, w.redis.queues.clone(), broadcaster, "test.plans")
+}
+
+async fn begin(c: &Conversations, w: &World) -> Tx {
+    let mut tx = c.begin(&w.tenant_id, "plans").await.unwrap();
+    #[derive(QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = Text)]
+        plan_cache_mode: String,
+    }
+    let mode: Setting = diesel::sql_query("SHOW plan_cache_mode")
+        .get_result(tx.conn())
+        .await
+        .unwrap();
+    assert_eq!(mode.plan_cache_mode, "force_generic_plan");
+    tx
+}
+
+/// Asserts the transaction scanned no table, then rolls it back.
+async fn no_scans(mut tx: Tx, what: &str) {
+    #[derive(QueryableByName, Debug)]
+    struct Scanned {
+        #[diesel(sql_type = Text)]
+        relname: String,
+        #[diesel(sql_type = BigInt)]
+        seq_scan: i64,
+    }
+    let scanned: Vec<Scanned> = diesel::sql_query(
+        "SELECT relname::text AS relname, seq_scan FROM pg_stat_xact_user_tables \
+         WHERE seq_scan > 0 ORDER BY relname",
+    )
+    .load(tx.conn())
+    .await
+    .unwrap();
+    assert!(scanned.is_empty(), "{what} scanned {scanned:?}");
+    tx.rollback().await.unwrap();
+}
