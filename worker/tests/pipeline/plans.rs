@@ -101,7 +101,7 @@ async fn begin(c: &Conversations, w: &World) -> Tx {
 
 /// Asserts the transaction scanned no table, then rolls it back.
 async fn no_scans(mut tx: Tx, what: &str) {
-    #[derive(QueryableByName, Debug)]
+    #[derive(QueryableByName)]
     struct Scanned {
         #[diesel(sql_type = Text)]
         relname: String,
@@ -115,6 +115,10 @@ async fn no_scans(mut tx: Tx, what: &str) {
     .load(tx.conn())
     .await
     .unwrap();
+    let scanned: Vec<String> = scanned
+        .iter()
+        .map(|s| format!("{} ({} scans)", s.relname, s.seq_scan))
+        .collect();
     assert!(scanned.is_empty(), "{what} scanned {scanned:?}");
     tx.rollback().await.unwrap();
 }
