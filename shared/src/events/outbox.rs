@@ -173,12 +173,7 @@ impl Outbox {
     /// crashed between its commit and its settle.
     pub async fn flush_origin(&self, origin: &str) -> Result<usize, EventError> {
         let mut conn = self.db.get().await?;
-        let event_ids: Vec<String> = event_outbox::table
-            .inner_join(event_logs::table)
-            .filter(event_logs::causation_id.eq(origin))
-            .select(event_outbox::event_id)
-            .load(&mut conn)
-            .await?;
+        let event_ids = unsent_event_ids(&mut conn, origin).await?;
         let jobs = staged_jobs(&mut conn, JobFilter::Origin(origin)).await?;
         drop(conn);
         let n = event_ids.len() + jobs.len();
@@ -262,6 +257,20 @@ impl Outbox {
             tracing::warn!(error = %error, "outbox relay failed");
         }
     }
+}
+
+/// The unsent broadcast events `origin` (a job or request id) caused; read through
+/// `event_logs_causation` (migration 000014), not the whole log.
+pub async fn unsent_event_ids(
+    conn: &mut AsyncPgConnection,
+    origin: &str,
+) -> Result<Vec<String>, EventError> {
+    Ok(event_outbox::table
+        .inner_join(event_logs::table)
+        .filter(event_logs::causation_id.eq(origin))
+        .select(event_outbox::event_id)
+        .load(conn)
+        .await?)
 }
 
 /// Which staged jobs to read.

@@ -15,7 +15,7 @@ use shared::{
         cases::{self, Closing},
         contacts, csat, queries, sessions,
     },
-    events::Broadcaster,
+    events::{Broadcaster, outbox},
 };
 
 use crate::{World, only_session};
@@ -72,6 +72,53 @@ async fn open_session_case_queue_item_and_survey_lookups_scan_no_table() {
         .expect("closing sent the survey");
     assert_eq!(survey.state, "sent");
     no_scans(tx, "closing a case, the pending survey").await;
+}
+
+/// A job's retry looks up what its first attempt left unsent by causation id (every redelivered
+/// webhook does): through `event_logs_causation`, not by reading the event log, which only grows.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reruns_unsent_events_are_found_without_reading_the_event_log() {
+    let w = World::new().await;
+    for i in 0..10 {
+        let customer = format!("49152000001{i:02}@c.us");
+        w.run(&w.waha(&customer, &format!("r-{i}"), "hello"))
+            .await
+            .unwrap();
+    }
+    let logged = w.count("SELECT 1 FROM event_logs").await;
+    assert!(logged >= 20, "{logged} events logged");
+    let rerun = w.waha(CUSTOMER, "r-rerun", "hello");
+    let strict = generic_plans_only(&w);
+
+    let mut tx = begin(&strict, &w).await;
+    let unsent = outbox::unsent_event_ids(tx.conn(), &rerun.id.to_string())
+        .await
+        .unwrap();
+    assert!(unsent.is_empty(), "{unsent:?}");
+    let read = rows_read(&mut tx, "event_logs").await;
+    assert!(
+        read < 3,
+        "the look-up read {read} of {logged} logged events"
+    );
+    no_scans(tx, "the unsent events of one origin").await;
+}
+
+/// Rows of `table` this transaction read, by sequential and index scans.
+async fn rows_read(tx: &mut Tx, table: &str) -> i64 {
+    #[derive(QueryableByName)]
+    struct Read {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let read: Read = diesel::sql_query(
+        "SELECT COALESCE(SUM(seq_tup_read + COALESCE(idx_tup_fetch, 0)), 0)::bigint AS n \
+         FROM pg_stat_xact_user_tables WHERE relname = $1",
+    )
+    .bind::<Text, _>(table)
+    .get_result(tx.conn())
+    .await
+    .unwrap();
+    read.n
 }
 
 /// A pool on the test's database whose plans are all generic, and which scans a table only
