@@ -30,8 +30,27 @@ impl PruneEventLogs {
     pub const NAME: &'static str = "prune-event-logs";
 
     /// Deletes events with `occurred_at < cutoff`; returns how many.
+    ///
+    /// `occurred_at` has no index (the log's hot path is appends), so the batches walk `seq`'s
+    /// index, which grows with time, up to the first event that is not old enough: only the old
+    /// events are read, never the rest of the log (ordering by `occurred_at` scanned and sorted
+    /// the whole log once per batch). An old event appended after a newer one (writers' clocks
+    /// differ) waits for a later run: retention keeps at least, never less.
     pub async fn prune(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
+        #[derive(diesel::QueryableByName)]
+        struct Boundary {
+            #[diesel(sql_type = BigInt)]
+            seq: i64,
+        }
         let mut conn = self.db.get().await?;
+        let boundary = diesel::sql_query(
+            "SELECT COALESCE(MIN(seq), 9223372036854775807) AS seq FROM event_logs \
+             WHERE occurred_at >= $1",
+        )
+        .bind::<Timestamptz, _>(cutoff)
+        .get_result::<Boundary>(&mut conn)
+        .await?
+        .seq;
         let mut total = 0u64;
         loop {
             let deleted = conn
@@ -41,10 +60,11 @@ impl PruneEventLogs {
                             .execute(conn)
                             .await?;
                         diesel::sql_query(
-                            "DELETE FROM event_logs WHERE id IN (SELECT id FROM event_logs \
-                             WHERE occurred_at < $1 ORDER BY occurred_at LIMIT $2)",
+                            "DELETE FROM event_logs WHERE seq IN (SELECT seq FROM event_logs \
+                             WHERE seq < $2 AND occurred_at < $1 ORDER BY seq LIMIT $3)",
                         )
                         .bind::<Timestamptz, _>(cutoff)
+                        .bind::<BigInt, _>(boundary)
                         .bind::<BigInt, _>(BATCH)
                         .execute(conn)
                         .await

@@ -83,3 +83,40 @@ async fn event_logs_older_than_the_retention_are_pruned_at_the_scheduled_time() 
     // The same occurrence does not run twice.
     assert!(s.tick().await.unwrap().unwrap().periodic.is_empty());
 }
+
+/// The batches walk `seq` up to the first event that is not old enough: more than one batch of
+/// old events all go, and an old event appended after a newer one (writers' clocks differ)
+/// waits for a later run rather than making the prune read the rest of the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_goes_batch_by_batch_up_to_the_first_recent_event() {
+    let db = TestDb::new().await;
+    {
+        let mut conn = db.pool.get().await.unwrap();
+        diesel::sql_query(
+            "INSERT INTO event_logs (id, tenant_id, type, version, source, aggregate_type, \
+             aggregate_id, aggregate_version, correlation_id, causation_id, data, channels, \
+             occurred_at) SELECT 'evt_old_' || lpad(g::text, 5, '0'), 'ten_1', \
+             'session.created', '1', 'test', 'session', 'ses_' || g, 1, 'cor', 'cause', '{}', \
+             '{}', $1 FROM generate_series(1, 5003) g",
+        )
+        .bind::<Timestamptz, _>(at("2025-11-01T00:00:00Z"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    insert_event(&db, "evt_recent", at("2026-03-09T00:00:00Z")).await;
+    insert_event(&db, "evt_skewed_old", at("2025-11-02T00:00:00Z")).await;
+    let prune = PruneEventLogs {
+        db: db.pool.clone(),
+        retention: chrono::Duration::days(90),
+    };
+
+    let deleted = prune.prune(at("2026-01-01T00:00:00Z")).await.unwrap();
+    assert_eq!(deleted, 5003);
+    assert_eq!(remaining(&db).await, ["evt_recent", "evt_skewed_old"]);
+
+    // Once the newer event is old too, the late one goes with it.
+    let deleted = prune.prune(at("2026-04-01T00:00:00Z")).await.unwrap();
+    assert_eq!(deleted, 2);
+    assert!(remaining(&db).await.is_empty());
+}
