@@ -10,7 +10,7 @@
 //! event that old will not be published any more).
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{BigInt, Timestamptz};
+use diesel::sql_types::{BigInt, Nullable, Timestamptz};
 use diesel_async::{AsyncConnection, RunQueryDsl, scoped_futures::ScopedFutureExt};
 use futures::{FutureExt, future::BoxFuture};
 use shared::db::DbPool;
@@ -39,18 +39,18 @@ impl PruneEventLogs {
     pub async fn prune(&self, cutoff: DateTime<Utc>) -> anyhow::Result<u64> {
         #[derive(diesel::QueryableByName)]
         struct Boundary {
-            #[diesel(sql_type = BigInt)]
-            seq: i64,
+            #[diesel(sql_type = Nullable<BigInt>)]
+            seq: Option<i64>,
         }
         let mut conn = self.db.get().await?;
-        let boundary = diesel::sql_query(
-            "SELECT COALESCE(MIN(seq), 9223372036854775807) AS seq FROM event_logs \
-             WHERE occurred_at >= $1",
-        )
-        .bind::<Timestamptz, _>(cutoff)
-        .get_result::<Boundary>(&mut conn)
-        .await?
-        .seq;
+        // No event recent enough: every event is a candidate.
+        let boundary =
+            diesel::sql_query("SELECT MIN(seq) AS seq FROM event_logs WHERE occurred_at >= $1")
+                .bind::<Timestamptz, _>(cutoff)
+                .get_result::<Boundary>(&mut conn)
+                .await?
+                .seq
+                .unwrap_or(i64::MAX);
         let mut total = 0u64;
         loop {
             let deleted = conn

@@ -1,12 +1,12 @@
-//! The predicates of the partial indexes (migrations 000003, 000006), spelled as SQL literals.
+//! The predicates of the partial indexes of migration 000003, spelled as SQL literals.
 //!
 //! Postgres uses a partial index only for a query whose WHERE clause proves the index's
 //! predicate. `state <> $1` proves nothing once a prepared statement switches to its generic
 //! plan (after five runs on a connection, when the table was small): from then on that
 //! connection scans the whole table, for every message, for as long as it lives. Measured
-//! under pipeline-bench, `find_or_open`'s session lookup alone was a sequential scan per new
-//! conversation and most of Postgres's CPU (BENCHMARKS.md, pipeline, "Partial indexes").
-//! With the literal the planner matches the index whatever the plan.
+//! under pipeline-bench, `find_or_open`'s session lookup was a sequential scan per message,
+//! growing with the sessions table (BENCHMARKS.md, pipeline, "Partial indexes and generic
+//! plans"). With the literal the planner matches the index whatever the plan.
 
 use diesel::{dsl::sql, expression::SqlLiteral, sql_types::Bool};
 

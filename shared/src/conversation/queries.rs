@@ -7,7 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 
 use super::{
-    Case, Contact, ConversationError, CsatSurvey, Message, Session, cases, csat, messages,
+    Case, Contact, ConversationError, CsatSurvey, Message, Session, cases, csat, messages, partial,
     sessions,
     state::{SessionState, StateMachine},
 };
@@ -48,7 +48,7 @@ async fn open_case(
 ) -> Result<Option<Case>, ConversationError> {
     Ok(cases_t::table
         .filter(cases_t::session_id.eq(session_id))
-        .filter(super::partial::case_is_open())
+        .filter(partial::case_is_open())
         .select(Case::as_select())
         .first(conn)
         .await
