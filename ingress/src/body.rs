@@ -1,12 +1,13 @@
 //! Reading a request body safely: the content type is checked before a byte is read, the size is
-//! capped while reading (a declared `Content-Length` over the cap is refused at once, a chunked
-//! body is cut off at the cap), and a client that trickles its body is timed out. Nothing is
-//! buffered beyond the limit, so no client can exhaust memory or hold a task forever.
+//! capped while reading (a declared `Content-Length` over the cap is refused without keeping a
+//! byte, a chunked body is dropped when it passes the cap), and a client that trickles its body
+//! is timed out. Nothing is buffered beyond the limit, so no client can exhaust memory or hold a
+//! task forever.
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::{HeaderMap, body::Incoming, header};
 
 use crate::errors::IngressError;
@@ -30,6 +31,12 @@ pub fn require_media_type(headers: &HeaderMap, expected: &'static str) -> Result
 }
 
 /// Reads the whole body, at most `limit` bytes, within `timeout`.
+///
+/// A body over the limit is refused with [`IngressError::TooLarge`], but first the rest of it is
+/// read and thrown away (up to another `limit` bytes, within the same `timeout`): a server that
+/// answers and closes while the client is still sending makes the client's kernel see a reset,
+/// and the client then sees a broken pipe instead of our 413 — Meta, say, would retry forever
+/// without knowing why. The 413 then closes the connection (`routes::refusal`).
 pub async fn read(
     headers: &HeaderMap,
     body: Incoming,
@@ -40,18 +47,54 @@ pub async fn read(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limit as u64) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    let drain_cap = (limit as u64).saturating_mul(2);
+    if let Some(length) = declared
+        && length > limit as u64
+    {
+        if length <= drain_cap {
+            discard(body, drain_cap, deadline).await;
+        }
         return Err(IngressError::TooLarge { limit });
     }
-    let collected = tokio::time::timeout(timeout, Limited::new(body, limit).collect())
-        .await
-        .map_err(|_| IngressError::BodyTimeout)?;
-    match collected {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
-            Err(IngressError::TooLarge { limit })
+    let mut body = body;
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut read = 0u64;
+    loop {
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(IngressError::BodyTimeout),
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(_))) => return Err(IngressError::BodyUnreadable),
+        };
+        if let Ok(data) = frame.into_data() {
+            read += data.len() as u64;
+            if read > limit as u64 {
+                // A chunked body (or one longer than it said) went over: nothing is kept.
+                drop(chunks);
+                discard(body, drain_cap.saturating_sub(read), deadline).await;
+                return Err(IngressError::TooLarge { limit });
+            }
+            chunks.push(data);
         }
-        Err(_) => Err(IngressError::BodyUnreadable),
+    }
+    Ok(match chunks.len() {
+        // The usual case, a body that came in one piece: no copy.
+        1 => chunks.pop().unwrap_or_default(),
+        _ => chunks.concat().into(),
+    })
+}
+
+/// Reads and drops up to `cap` more bytes of `body` until `deadline` (see [`read`]).
+async fn discard(mut body: Incoming, cap: u64, deadline: tokio::time::Instant) {
+    let mut dropped = 0u64;
+    while dropped <= cap {
+        match tokio::time::timeout_at(deadline, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                dropped += frame.data_ref().map_or(0, |d| d.len() as u64);
+            }
+            _ => return,
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::{Value, json, value::RawValue};
+use serde_json::{Value, value::RawValue};
 use shared::{
     inboxes::Inbox,
     queue::{EncodedJob, NewJobParts, QueueName, Queues, enqueue::Enqueued},
@@ -111,18 +111,13 @@ impl Routing<'_> {
     }
 }
 
-/// How many jobs were stored, recognised as duplicates, or not taken.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+/// How many jobs were stored, recognised as duplicates, or not taken: the body of a webhook's
+/// 200, `{"accepted": …, "duplicates": …, "ignored": …}`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     pub accepted: usize,
     pub duplicates: usize,
     pub ignored: usize,
-}
-
-impl Outcome {
-    pub fn body(&self) -> Value {
-        json!({ "accepted": self.accepted, "duplicates": self.duplicates, "ignored": self.ignored })
-    }
 }
 
 /// Stores every job of `intake`; returns only after Redis answered for each.

@@ -58,6 +58,8 @@ impl App {
         let db = shared::db::pool(config.stores.database_url.expose(), config.db_pool_size)
             .context("DATABASE_URL")?;
         let inboxes = InboxCache::new(db.clone(), config.inbox_cache_ttl);
+        // Before any request: ingress's metric handles are built once and kept (crate::metrics).
+        shared::telemetry::install_metrics();
         metrics::describe();
         Ok(Self {
             listener,

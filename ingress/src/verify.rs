@@ -14,9 +14,10 @@ use crate::errors::AuthFailure;
 
 /// Whether `signature_hex` is the hex HMAC-SHA256 of `message` under `key`.
 pub fn hmac_sha256_matches(key: &[u8], message: &[&[u8]], signature_hex: &str) -> bool {
-    let Ok(expected) = hex::decode(signature_hex.trim()) else {
+    let mut expected = [0u8; 32];
+    if hex::decode_to_slice(signature_hex.trim(), &mut expected).is_err() {
         return false;
-    };
+    }
     // An HMAC accepts keys of any length, so `new_from_slice` cannot fail here.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
         return false;
@@ -27,9 +28,11 @@ pub fn hmac_sha256_matches(key: &[u8], message: &[&[u8]], signature_hex: &str) -
 
 /// Whether `signature_hex` is the hex HMAC-SHA512 of `message` under `key` (WAHA).
 pub fn hmac_sha512_matches(key: &[u8], message: &[u8], signature_hex: &str) -> bool {
-    let Ok(expected) = hex::decode(signature_hex.trim()) else {
+    // Decoded onto the stack: a signature of the wrong length or with a non-hex digit fails here.
+    let mut expected = [0u8; 64];
+    if hex::decode_to_slice(signature_hex.trim(), &mut expected).is_err() {
         return false;
-    };
+    }
     let Ok(mut mac) = Hmac::<Sha512>::new_from_slice(key) else {
         return false;
     };
@@ -119,6 +122,31 @@ mod tests {
             meta_signature("s3cret", body, Some("sha256=zz")),
             Err(AuthFailure::BadSignature)
         );
+    }
+
+    #[test]
+    fn waha_signatures_must_be_the_whole_hex_hmac_sha512() {
+        let body = br#"{"event":"message"}"#;
+        let mut mac = Hmac::<Sha512>::new_from_slice(b"k3y").unwrap();
+        mac.update(body);
+        let signature = hex::encode(mac.finalize().into_bytes());
+        assert!(hmac_sha512_matches(b"k3y", body, &signature));
+        assert!(hmac_sha512_matches(b"k3y", body, &signature.to_uppercase()));
+        assert!(!hmac_sha512_matches(b"other", body, &signature));
+        assert!(!hmac_sha512_matches(b"k3y", b"{}", &signature));
+        // Truncated, too long, not hex, empty.
+        assert!(!hmac_sha512_matches(b"k3y", body, &signature[..64]));
+        assert!(!hmac_sha512_matches(
+            b"k3y",
+            body,
+            &format!("{signature}00")
+        ));
+        assert!(!hmac_sha512_matches(
+            b"k3y",
+            body,
+            &signature.replace(&signature[..2], "zz")
+        ));
+        assert!(!hmac_sha512_matches(b"k3y", body, ""));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! retries. Two requests racing with the same token can both pass the check; the Message-ID
 //! dedup still stores one email once (documented in docs/ingress.md).
 
-use hyper::{Request, StatusCode, body::Incoming};
+use hyper::{Request, body::Incoming};
 use serde_json::json;
 use shared::{config::Secret, inboxes::Inbox};
 
@@ -65,7 +65,7 @@ pub async fn receive(
         // The job is stored, which is what the 200 promises; only replay protection is weaker.
         tracing::warn!(error = %error, "could not remember the mailgun token");
     }
-    Ok(Reply::Json(StatusCode::OK, outcome.body()))
+    Ok(Reply::Accepted(outcome))
 }
 
 /// Verifies signature and freshness; returns the token.

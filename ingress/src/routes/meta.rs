@@ -93,7 +93,7 @@ pub async fn receive(
         intake,
     )
     .await?;
-    Ok(Reply::Json(StatusCode::OK, outcome.body()))
+    Ok(Reply::Accepted(outcome))
 }
 
 async fn parse(

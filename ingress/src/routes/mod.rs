@@ -29,6 +29,9 @@ use crate::{State, errors::IngressError, health, metrics};
 /// What a route answers when it succeeds.
 pub enum Reply {
     Json(StatusCode, serde_json::Value),
+    /// A webhook taken: 200 with what became of its updates (written without a JSON tree, as
+    /// this is every webhook's answer).
+    Accepted(crate::intake::Outcome),
     Text(StatusCode, &'static str, String),
     Empty(StatusCode),
 }
@@ -104,8 +107,11 @@ pub async fn handle(state: Arc<State>, request: Request<Incoming>) -> Response<F
         correlation_id: correlation_id(request.headers()),
         received_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     };
-    let span =
-        tracing::info_span!("request", route = route.label(), correlation_id = %ctx.correlation_id);
+    let span = tracing::info_span!(
+        "request",
+        route = route.label(),
+        correlation_id = ctx.correlation_id.as_str()
+    );
     async move {
         let result = dispatch(&state, &ctx, route.clone(), request).await;
         let mut response = respond(&state, &route, result);
@@ -171,6 +177,10 @@ fn respond(
 ) -> Response<Full<Bytes>> {
     match result {
         Ok(Reply::Json(status, body)) => response(status, "application/json", body.to_string()),
+        Ok(Reply::Accepted(outcome)) => {
+            let body = serde_json::to_string(&outcome).unwrap_or_default();
+            response(StatusCode::OK, "application/json", body)
+        }
         Ok(Reply::Text(status, content_type, body)) => response(status, content_type, body),
         Ok(Reply::Empty(status)) => response(status, "text/plain", String::new()),
         Err(error) => refusal(state, route, &error),
@@ -193,6 +203,13 @@ fn refusal(state: &State, route: &Route, error: &IngressError) -> Response<Full<
             headers.insert(
                 header::RETRY_AFTER,
                 state.config.retry_after.as_secs().max(1).into(),
+            );
+        }
+        IngressError::TooLarge { .. } => {
+            // What the client sent beyond the limit was (at most partly) read: start afresh.
+            headers.insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
             );
         }
         IngressError::MethodNotAllowed { allow } => {

@@ -2,7 +2,7 @@
 //! operator puts in the webhook URL (`https://user:password@host/webhooks/email/{inbox}`).
 //! The Message-ID comes from the `Headers` list; Postmark's own `MessageID` is the fallback.
 
-use hyper::{Request, StatusCode, body::Incoming};
+use hyper::{Request, body::Incoming};
 use serde_json::{Value, json};
 use shared::{config::Secret, inboxes::Inbox};
 
@@ -54,7 +54,7 @@ pub async fn receive(
         intake,
     )
     .await?;
-    Ok(Reply::Json(StatusCode::OK, outcome.body()))
+    Ok(Reply::Accepted(outcome))
 }
 
 fn parse(inbox: &Inbox, ctx: &Ctx, email: Value, bytes: &[u8]) -> Result<Intake, IngressError> {

@@ -6,7 +6,7 @@
 //! `message.any` feed are echoes of our own sends, events of another session than the inbox's are
 //! not ours, and other event types are not handled: all acknowledged, none enqueued.
 
-use hyper::{HeaderMap, Request, StatusCode, body::Incoming};
+use hyper::{HeaderMap, Request, body::Incoming};
 use serde_json::{Value, json, value::RawValue};
 use shared::inboxes::{Inbox, InboxKind};
 
@@ -48,7 +48,7 @@ pub async fn receive(
         intake,
     )
     .await?;
-    Ok(Reply::Json(StatusCode::OK, outcome.body()))
+    Ok(Reply::Accepted(outcome))
 }
 
 fn check_signature(inbox: &Inbox, headers: &HeaderMap, bytes: &[u8]) -> Result<(), IngressError> {

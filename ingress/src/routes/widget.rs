@@ -7,7 +7,7 @@
 //! characters and `client_message_id` (scoped by inbox and visitor, so one visitor cannot shadow
 //! another's messages) is the dedup key that makes the widget's retries safe.
 
-use hyper::{HeaderMap, Request, StatusCode, body::Incoming, header};
+use hyper::{HeaderMap, Request, body::Incoming, header};
 use serde_json::{Value, json};
 use shared::inboxes::{Inbox, InboxKind};
 
@@ -51,7 +51,7 @@ pub async fn receive(
         intake,
     )
     .await?;
-    Ok(Reply::Json(StatusCode::OK, outcome.body()))
+    Ok(Reply::Accepted(outcome))
 }
 
 fn authenticate(inbox: &Inbox, headers: &HeaderMap) -> Result<(), IngressError> {

@@ -102,6 +102,30 @@ async fn chunked_bodies_are_cut_off_at_the_limit() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn an_oversize_body_is_read_to_its_end_before_the_413() {
+    let app = TestApp::spawn_with(None, |c| c.limits.max_body_bytes = 1024).await;
+    let inbox = app.inbox(InboxKind::Waha, |_| {}).await;
+    let mut stream = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(1500));
+    let request = format!(
+        "POST /webhooks/waha/{inbox} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    // The whole answer arrives (no reset from unread bytes), and the connection closes after it.
+    let response = read_until_closed(&mut stream).await;
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("connection: close"), "{response}");
+    assert!(
+        response.contains("body larger than 1024 bytes"),
+        "{response}"
+    );
+    assert_eq!(app.job_count().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn slow_clients_are_disconnected() {
     let app = TestApp::spawn_with(None, |c| {
         c.limits.header_read_timeout = Duration::from_millis(200);
