@@ -59,6 +59,7 @@ fn failed(error: CustomEventError) -> ApiError {
         }
         CustomEventError::NotFound(name) => not_found(&name),
         CustomEventError::SchemaMismatch { .. } => ApiError::invalid("data", error.to_string()),
+        CustomEventError::KeyReused => ApiError::invalid("idempotency_key", error.to_string()),
         CustomEventError::Event(e) => {
             ApiError::Conversation(ConversationError::Pool(e.to_string()))
         }
@@ -79,20 +80,24 @@ fn path_name(name: &str) -> Result<(), ApiError> {
     if ok { Ok(()) } else { Err(not_found(name)) }
 }
 
-/// The 422 answer: the error body of every other refusal, plus the violations.
+/// The 422 answers: the error body of every other refusal, plus the violations of a schema
+/// mismatch.
 fn mismatch(error: &CustomEventError) -> Option<Answer> {
-    let CustomEventError::SchemaMismatch { violations, .. } = error else {
-        return None;
-    };
-    Some(Answer(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        json!({
+    let body = match error {
+        CustomEventError::SchemaMismatch { violations, .. } => json!({
             "error": error.to_string(),
             "code": "schema_mismatch",
             "field": "data",
             "errors": violations,
         }),
-    ))
+        CustomEventError::KeyReused => json!({
+            "error": error.to_string(),
+            "code": "idempotency_key_reused",
+            "field": "idempotency_key",
+        }),
+        _ => return None,
+    };
+    Some(Answer(StatusCode::UNPROCESSABLE_ENTITY, body))
 }
 
 pub(crate) async fn serve(

@@ -151,6 +151,24 @@ async fn a_registered_type_is_published_validated_and_delivered_signed() {
         1,
         "logged once"
     );
+    // The same key for another event is refused, not answered with the first one.
+    let reused = app
+        .request(
+            "POST",
+            "/api/events",
+            &[
+                ("authorization", format!("Bearer {a}").as_str()),
+                ("content-type", "application/json"),
+                ("idempotency-key", "order-1"),
+            ],
+            json!({ "type": "order.created", "data": { "order_id": "ord_1", "amount": 999, "currency": "EUR" }, "entity": { "type": "order", "id": "ord_1" } })
+                .to_string(),
+        )
+        .await;
+    assert_eq!(reused.status, 422, "{:?}", reused.body);
+    assert_eq!(reused.json()["code"], "idempotency_key_reused");
+    assert_eq!(reused.json()["field"], "idempotency_key");
+    assert_eq!(logged(&app, &a, "order.created").await.len(), 1);
 
     // The outbox staged one fan-out job, which the worker turns into one signed delivery.
     let outcomes = worker.drain().await;

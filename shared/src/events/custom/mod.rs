@@ -37,6 +37,12 @@ pub enum CustomEventError {
         event_type: String,
         violations: Vec<SchemaViolation>,
     },
+    /// The Idempotency-Key was first used for a different request (422): a retry must send what
+    /// the first attempt sent, and a new event needs a new key.
+    #[error(
+        "idempotency_key was already used for a different event (its type, entity or data differ); send a new key for a new event"
+    )]
+    KeyReused,
     /// The stores are unreachable: try again later (503).
     #[error(transparent)]
     Event(#[from] EventError),

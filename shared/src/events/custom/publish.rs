@@ -6,6 +6,9 @@
 //! An Idempotency-Key makes a retried publish return the event logged the first time: the key
 //! is written in the event's transaction, and a second transaction with the same key waits on
 //! the first's unique-index entry, then rolls its own event back and answers with the first.
+//! A retry must be the same request: a key reused for another type, entity or data is refused
+//! ([`CustomEventError::KeyReused`]) rather than answered with an event the caller did not ask
+//! for (the IETF Idempotency-Key draft's 422).
 
 use diesel::{prelude::*, sql_types::Text};
 use diesel_async::{
@@ -99,7 +102,7 @@ pub async fn publish(
     if let Some(key) = &publish.idempotency_key
         && let Some(event) = earlier(&mut conn, tenant_id, key).await?
     {
-        return Ok(replay(event));
+        return replay(event, &publish);
     }
     let registered = store::find(&mut conn, tenant_id, &publish.event_type)
         .await?
@@ -165,17 +168,50 @@ pub async fn publish(
                 .ok_or_else(|| {
                     CustomEventError::invalid("idempotency_key", "names an event that was pruned")
                 })?;
-            Ok(replay(event))
+            replay(event, &publish)
         }
         Err(TxError::Failed(error)) => Err(error),
     }
 }
 
-fn replay(event: RecordedEvent) -> Published {
-    Published {
+/// The answer to a retry: the event its key logged, if `publish` asks for that same event.
+fn replay(event: RecordedEvent, publish: &Publish) -> Result<Published, CustomEventError> {
+    let same_entity = match &publish.entity {
+        Some(entity) => {
+            event.aggregate_type == entity.entity_type && event.aggregate_id == entity.id
+        }
+        None => event.aggregate_type == DEFAULT_ENTITY,
+    };
+    let same = event.envelope.event_type == publish.event_type
+        && same_entity
+        && same_json(&event.envelope.data, &publish.data);
+    if !same {
+        return Err(CustomEventError::KeyReused);
+    }
+    Ok(Published {
         event,
         replayed: true,
         effects: Effects::default(),
+    })
+}
+
+/// JSON equality as Postgres's `jsonb` keeps it: numbers by value (the log gives back `1000` for
+/// a request's `1e3`, and `12.5` for `12.50`), objects regardless of key order.
+fn same_json(logged: &Value, sent: &Value) -> bool {
+    match (logged, sent) {
+        (Value::Number(a), Value::Number(b)) => match (a.as_i128(), b.as_i128()) {
+            (Some(a), Some(b)) => a == b,
+            _ => a.as_f64() == b.as_f64(),
+        },
+        (Value::Array(a), Value::Array(b)) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| same_json(a, b))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(key, a)| b.get(key).is_some_and(|b| same_json(a, b)))
+        }
+        (a, b) => a == b,
     }
 }
 
@@ -281,5 +317,42 @@ enum TxError {
 impl From<diesel::result::Error> for TxError {
     fn from(error: diesel::result::Error) -> Self {
         Self::Failed(error.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::same_json;
+
+    #[test]
+    fn a_retry_is_the_same_json_as_jsonb_gives_it_back() {
+        let logged = json!({ "order": { "amount": 1000, "items": [1, 2.5] }, "note": "x" });
+        let sent: serde_json::Value =
+            serde_json::from_str(r#"{"note":"x","order":{"items":[1,2.50],"amount":1e3}}"#)
+                .unwrap();
+        assert!(same_json(&logged, &sent));
+        assert!(!same_json(
+            &logged,
+            &json!({ "order": { "amount": 1001, "items": [1, 2.5] }, "note": "x" })
+        ));
+        assert!(!same_json(
+            &logged,
+            &json!({ "order": { "amount": 1000, "items": [2.5, 1] }, "note": "x" })
+        ));
+        assert!(!same_json(
+            &logged,
+            &json!({ "order": { "amount": 1000, "items": [1, 2.5] } })
+        ));
+        assert!(!same_json(&json!({ "n": "1" }), &json!({ "n": 1 })));
+        assert!(same_json(
+            &json!({ "n": u64::MAX }),
+            &json!({ "n": u64::MAX })
+        ));
+        assert!(!same_json(
+            &json!({ "n": u64::MAX }),
+            &json!({ "n": u64::MAX - 1 })
+        ));
     }
 }
