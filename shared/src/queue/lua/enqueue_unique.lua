@@ -7,11 +7,11 @@
 local window = ARGV[1]
 local out = {}
 for i = 2, #KEYS do
-  local holder = redis.call('GET', KEYS[i])
+  -- One command claims the key or names its holder (NX with GET: Redis 7.0).
+  local holder = redis.call('SET', KEYS[i], ARGV[2 * i - 2], 'PX', window, 'NX', 'GET')
   if holder then
     out[i - 1] = {0, holder}
   else
-    redis.call('SET', KEYS[i], ARGV[2 * i - 2], 'PX', window)
     out[i - 1] = {1, redis.call('XADD', KEYS[1], '*', 'job', ARGV[2 * i - 1])}
   end
 end
