@@ -109,12 +109,26 @@ async fn an_oversize_body_is_read_to_its_end_before_the_413() {
         .await
         .expect("connect");
     let body = format!("{{\"pad\":\"{}\"}}", "x".repeat(1500));
-    let request = format!(
-        "POST /webhooks/waha/{inbox} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+    let head = format!(
+        "POST /webhooks/waha/{inbox} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
         body.len()
     );
-    stream.write_all(request.as_bytes()).await.expect("write");
-    // The whole answer arrives (no reset from unread bytes), and the connection closes after it.
+    let (first, rest) = body.split_at(700);
+    stream
+        .write_all(format!("{head}{first}").as_bytes())
+        .await
+        .expect("write");
+    // Ingress waits for the rest of the body before it answers (it used to answer at once and
+    // close on the client, whose kernel then reset the connection under the answer).
+    let mut early = [0u8; 64];
+    let answered_early =
+        tokio::time::timeout(Duration::from_millis(300), stream.read(&mut early)).await;
+    assert!(
+        answered_early.is_err(),
+        "answered before the body was in: {answered_early:?}"
+    );
+    stream.write_all(rest.as_bytes()).await.expect("write");
+    // The whole answer arrives, and the connection closes after it.
     let response = read_until_closed(&mut stream).await;
     assert!(response.starts_with("HTTP/1.1 413"), "{response}");
     assert!(response.contains("connection: close"), "{response}");
