@@ -39,7 +39,7 @@ pub fn require_media_type(headers: &HeaderMap, expected: &'static str) -> Result
 /// without knowing why. The 413 then closes the connection (`routes::refusal`).
 pub async fn read(
     headers: &HeaderMap,
-    body: Incoming,
+    mut body: Incoming,
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, IngressError> {
@@ -57,7 +57,6 @@ pub async fn read(
         }
         return Err(IngressError::TooLarge { limit });
     }
-    let mut body = body;
     let mut chunks: Vec<Bytes> = Vec::new();
     let mut read = 0u64;
     loop {

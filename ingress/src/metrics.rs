@@ -57,28 +57,24 @@ pub fn request(route: &'static str, status: u16) {
 
 pub fn rejected(reason: &'static str) {
     static HANDLES: Handles<&str, Counter> = Handles::new();
-    HANDLES
-        .get(
-            |&r| r == reason,
-            || {
-                let counter = metrics::counter!("ingress_rejected_total", "reason" => reason);
-                (reason, counter)
-            },
-        )
-        .increment(1);
+    by_reason(&HANDLES, "ingress_rejected_total", reason).increment(1);
 }
 
 pub fn ignored(reason: &'static str) {
     static HANDLES: Handles<&str, Counter> = Handles::new();
-    HANDLES
-        .get(
-            |&r| r == reason,
-            || {
-                let counter = metrics::counter!("ingress_ignored_total", "reason" => reason);
-                (reason, counter)
-            },
-        )
-        .increment(1);
+    by_reason(&HANDLES, "ingress_ignored_total", reason).increment(1);
+}
+
+/// The counter `name{reason}`, from `handles`.
+fn by_reason(
+    handles: &Handles<&'static str, Counter>,
+    name: &'static str,
+    reason: &'static str,
+) -> Counter {
+    handles.get(
+        |&r| r == reason,
+        || (reason, metrics::counter!(name, "reason" => reason)),
+    )
 }
 
 pub fn enqueued(queue: &str, kind: &'static str, took: Duration) {
