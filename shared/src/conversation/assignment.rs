@@ -58,7 +58,7 @@ async fn oldest_waiting(
 ) -> Result<Option<QueueItem>, ConversationError> {
     Ok(queue_items::table
         .filter(queue_items::tenant_id.eq(tenant_id))
-        .filter(partial::queue_item_is_waiting())
+        .filter(partial::QueueItemIsWaiting)
         .order((queue_items::created_at.asc(), queue_items::id.asc()))
         .select(QueueItem::as_select())
         .for_no_key_update()

@@ -53,7 +53,7 @@ pub async fn open_for_session(
 ) -> Result<Option<Case>, ConversationError> {
     Ok(cases::table
         .filter(cases::session_id.eq(session_id))
-        .filter(partial::case_is_open())
+        .filter(partial::CaseIsOpen)
         .select(Case::as_select())
         .for_no_key_update()
         .first(tx.conn())
@@ -250,7 +250,7 @@ async fn release(tx: &mut Tx, case: &Case) -> Result<(), ConversationError> {
             // By session: the open item's partial index serves it (there is none on case_id).
             .filter(queue_items::session_id.eq(&case.session_id))
             .filter(queue_items::case_id.eq(&case.id))
-            .filter(partial::queue_item_is_open()),
+            .filter(partial::QueueItemIsOpen),
     )
     .set((
         queue_items::state.eq("done"),

@@ -70,7 +70,7 @@ pub async fn pending(
 ) -> Result<Option<CsatSurvey>, ConversationError> {
     Ok(csat_surveys::table
         .filter(csat_surveys::session_id.eq(session_id))
-        .filter(partial::survey_is_sent())
+        .filter(partial::SurveyIsSent)
         .order(csat_surveys::created_at.desc())
         .select(CsatSurvey::as_select())
         .first(tx.conn())

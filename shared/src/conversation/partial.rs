@@ -7,37 +7,80 @@
 //! under pipeline-bench, `find_or_open`'s session lookup was a sequential scan per message,
 //! growing with the sessions table (BENCHMARKS.md, pipeline, "Partial indexes and generic
 //! plans"). With the literal the planner matches the index whatever the plan.
+//!
+//! Not `diesel::dsl::sql`: a query holding such a literal is never kept prepared, so it was
+//! parsed and planned on every call (the session look-up, once per message: ~70 µs of planning
+//! each under pipeline-bench). Each predicate here is a type of its own whose SQL never changes,
+//! so diesel keeps the statement prepared and Postgres its plan.
 
-use diesel::{dsl::sql, expression::SqlLiteral, sql_types::Bool};
+use diesel::{
+    expression::{AppearsOnTable, Expression, SelectableExpression, ValidGrouping, is_aggregate},
+    pg::Pg,
+    query_builder::{AstPass, QueryFragment, QueryId},
+    sql_types::Bool,
+};
 
-/// `sessions_one_open_per_contact`.
-pub fn session_is_open() -> SqlLiteral<Bool> {
-    sql(SESSION_IS_OPEN)
+/// A fixed SQL predicate, one type per predicate: the type is the prepared statement's cache key.
+macro_rules! predicate {
+    ($(#[$doc:meta])* $name:ident, $sql:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, Debug, QueryId)]
+        pub struct $name;
+
+        impl Expression for $name {
+            type SqlType = Bool;
+        }
+
+        impl<QS> AppearsOnTable<QS> for $name {}
+
+        impl<QS> SelectableExpression<QS> for $name {}
+
+        impl ValidGrouping<()> for $name {
+            type IsAggregate = is_aggregate::Never;
+        }
+
+        impl QueryFragment<Pg> for $name {
+            fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> diesel::QueryResult<()> {
+                out.push_sql($sql);
+                Ok(())
+            }
+        }
+    };
 }
+
+predicate!(
+    /// `sessions_one_open_per_contact`.
+    SessionIsOpen,
+    SESSION_IS_OPEN
+);
 const SESSION_IS_OPEN: &str = "sessions.state <> 'closed'";
 
-/// `cases_one_open_per_session`.
-pub fn case_is_open() -> SqlLiteral<Bool> {
-    sql(CASE_IS_OPEN)
-}
+predicate!(
+    /// `cases_one_open_per_session`.
+    CaseIsOpen,
+    CASE_IS_OPEN
+);
 const CASE_IS_OPEN: &str = "cases.state <> 'closed'";
 
-/// `queue_items_one_open_per_session`.
-pub fn queue_item_is_open() -> SqlLiteral<Bool> {
-    sql(QUEUE_ITEM_IS_OPEN)
-}
+predicate!(
+    /// `queue_items_one_open_per_session`.
+    QueueItemIsOpen,
+    QUEUE_ITEM_IS_OPEN
+);
 const QUEUE_ITEM_IS_OPEN: &str = "queue_items.state <> 'done'";
 
-/// `queue_items_waiting`.
-pub fn queue_item_is_waiting() -> SqlLiteral<Bool> {
-    sql(QUEUE_ITEM_IS_WAITING)
-}
+predicate!(
+    /// `queue_items_waiting`.
+    QueueItemIsWaiting,
+    QUEUE_ITEM_IS_WAITING
+);
 const QUEUE_ITEM_IS_WAITING: &str = "queue_items.state = 'waiting'";
 
-/// `csat_surveys_session`.
-pub fn survey_is_sent() -> SqlLiteral<Bool> {
-    sql(SURVEY_IS_SENT)
-}
+predicate!(
+    /// `csat_surveys_session`.
+    SurveyIsSent,
+    SURVEY_IS_SENT
+);
 const SURVEY_IS_SENT: &str = "csat_surveys.state = 'sent'";
 
 #[cfg(test)]

@@ -48,7 +48,7 @@ async fn open_case(
 ) -> Result<Option<Case>, ConversationError> {
     Ok(cases_t::table
         .filter(cases_t::session_id.eq(session_id))
-        .filter(partial::case_is_open())
+        .filter(partial::CaseIsOpen)
         .select(Case::as_select())
         .first(conn)
         .await

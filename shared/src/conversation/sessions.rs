@@ -28,7 +28,7 @@ pub async fn find_or_open(
 ) -> Result<(Session, bool), ConversationError> {
     let open = sessions::table
         .filter(sessions::contact_id.eq(&contact.id))
-        .filter(partial::session_is_open())
+        .filter(partial::SessionIsOpen)
         .select(Session::as_select())
         .for_no_key_update()
         .first(tx.conn())

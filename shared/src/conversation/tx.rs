@@ -1,9 +1,9 @@
 //! [`Tx`]: one database transaction plus the events and jobs it produced.
 //!
 //! Operations take `&mut Tx`, write through [`Tx::conn`], and record what happened with
-//! [`Tx::emit`] (appended to the event log with the transaction's other events just before the
-//! COMMIT, in one round trip; published after it) and [`Tx::enqueue`] (staged now, enqueued after
-//! the commit). Dropping a `Tx` without committing rolls back: the
+//! [`Tx::emit`] and [`Tx::enqueue`]: just before the COMMIT, the transaction's events are appended
+//! to the event log and its jobs staged in the job outbox, all in one round trip; after it, the
+//! events are published and the jobs enqueued. Dropping a `Tx` without committing rolls back: the
 //! pool discards a connection returned mid-transaction.
 
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
@@ -74,29 +74,34 @@ impl Tx {
         Ok(())
     }
 
-    /// Stages `job` in this transaction; it is enqueued after the commit (unless a job with the
-    /// same `dedup_key` was enqueued recently).
+    /// Stages `job` in this transaction (written to the job outbox with the events, just before
+    /// the commit); it is enqueued after the commit (unless a job with the same `dedup_key` was
+    /// enqueued recently). Async only for the callers' sake: it does no I/O.
     pub async fn enqueue(
         &mut self,
         job: Job,
         dedup_key: Option<String>,
     ) -> Result<(), ConversationError> {
-        let staged = StagedJob { job, dedup_key };
-        outbox::stage_job(&mut self.conn, &self.ctx.causation_id, &staged).await?;
-        self.effects.jobs.push(staged);
+        self.effects.jobs.push(StagedJob { job, dedup_key });
         Ok(())
     }
 
     /// Commits; returns what is to be published and enqueued now.
     pub async fn commit(mut self) -> Result<Effects, ConversationError> {
-        // The events, in one round trip that also says whether the tenant has subscriptions.
+        // The events and the staged jobs, in one round trip that also says whether the tenant
+        // has subscriptions.
         let mut has_subscriptions = false;
-        if !self.events.is_empty() {
+        if !self.events.is_empty() || !self.effects.jobs.is_empty() {
             let events = std::mem::take(&mut self.events);
             // Boxed for the same reason as the staging below.
             let append: std::pin::Pin<
                 Box<dyn std::future::Future<Output = Result<log::AppendedAll, _>> + Send + '_>,
-            > = Box::pin(log::append_all(&mut self.conn, &self.ctx, events));
+            > = Box::pin(log::append_all(
+                &mut self.conn,
+                &self.ctx,
+                events,
+                &self.effects.jobs,
+            ));
             let appended = append.await?;
             self.effects.events.extend(appended.events);
             has_subscriptions = appended.tenant_has_subscriptions;

@@ -10,7 +10,12 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use diesel::sql_types::{Array, Text};
+use diesel::{
+    QueryResult,
+    pg::Pg,
+    query_builder::{AstPass, QueryFragment, QueryId},
+    sql_types::{Array, Text},
+};
 use diesel_async::RunQueryDsl;
 use tokio::sync::oneshot;
 
@@ -107,12 +112,32 @@ fn settled<E>(told: Result<Outcome, E>) -> Result<(), EventError> {
 
 async fn delete(db: &DbPool, event_ids: &[String], job_ids: &[String]) -> Result<(), EventError> {
     let mut conn = db.get().await?;
-    // A function (migration 000011_outbox_forget_async): Postgres keeps its plans, and it commits
-    // without waiting for the WAL flush. It must run alone in its transaction: autocommit here.
-    diesel::sql_query("SELECT outbox_forget_async($1, $2)")
-        .bind::<Array<Text>, _>(event_ids)
-        .bind::<Array<Text>, _>(job_ids)
-        .execute(&mut conn)
-        .await?;
+    // A function (migration 000011_outbox_forget_async, 000015): Postgres keeps its plans, and it
+    // commits without waiting for the WAL flush. It must run alone in its transaction: autocommit
+    // here.
+    ForgetCall { event_ids, job_ids }.execute(&mut conn).await?;
     Ok(())
+}
+
+/// `SELECT outbox_forget_async($1, $2)`, built by hand so that diesel keeps it prepared (it
+/// never keeps a `diesel::sql_query`), keyed by its SQL text.
+struct ForgetCall<'a> {
+    event_ids: &'a [String],
+    job_ids: &'a [String],
+}
+
+impl QueryFragment<Pg> for ForgetCall<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT outbox_forget_async(");
+        out.push_bind_param::<Array<Text>, _>(self.event_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(self.job_ids)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl QueryId for ForgetCall<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
 }

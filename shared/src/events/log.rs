@@ -13,13 +13,17 @@
 
 use chrono::{DateTime, Utc};
 use diesel::{
+    pg::Pg,
     prelude::*,
-    sql_types::{Array, BigInt, Bool, Integer, Jsonb, Text, Timestamptz},
+    query_builder::{AstPass, Query, QueryFragment, QueryId},
+    sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::Value;
 
-use super::{Envelope, EventError, EventType, Route, channels, envelope::ENVELOPE_VERSION};
+use super::{
+    Envelope, EventError, EventType, Route, channels, envelope::ENVELOPE_VERSION, outbox::StagedJob,
+};
 use crate::db::schema::event_logs;
 
 /// Who is writing: the same for every event of one transaction.
@@ -246,13 +250,14 @@ struct AppendedRows {
     has_subscriptions: bool,
 }
 
-/// Appends `events` in the transaction `conn` is in, in their order, in one round trip (the
-/// `event_log_append_all` function of migration 000012, whose inner plans Postgres keeps), each
-/// with its outbox row when it is broadcast.
+/// Appends `events` in the transaction `conn` is in, in their order, with the outbox rows of the
+/// broadcast ones, and stages `jobs` in the job outbox — one round trip (the
+/// `transaction_effects_append` function of migration 000016, whose inner plans Postgres keeps).
 pub async fn append_all(
     conn: &mut AsyncPgConnection,
     ctx: &EventContext,
     events: Vec<Prepared>,
+    jobs: &[StagedJob],
 ) -> Result<AppendedAll, EventError> {
     let column = |f: fn(&Prepared) -> String| events.iter().map(f).collect::<Vec<_>>();
     let ids = column(|e| e.envelope.id.clone());
@@ -261,27 +266,31 @@ pub async fn append_all(
     let aggregate_ids = column(|e| e.aggregate_id.clone());
     let correlation_ids = column(|e| e.envelope.correlation_id.clone());
     let data: Vec<Value> = events.iter().map(|e| e.envelope.data.clone()).collect();
-    let channels: Vec<Value> = events
+    // Channel names hold no spaces (Pusher's alphabet), so one text per event carries them.
+    let channels = column(|e| e.channels.join(" "));
+    let job_ids: Vec<String> = jobs.iter().map(|j| j.job.id.to_string()).collect();
+    let job_json: Vec<Value> = jobs
         .iter()
-        .map(|e| Value::from(e.channels.clone()))
+        .map(|j| serde_json::to_value(&j.job).unwrap_or_default())
         .collect();
+    let dedup_keys: Vec<Option<&str>> = jobs.iter().map(|j| j.dedup_key.as_deref()).collect();
     let occurred_at: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
-    let appended: AppendedRows = diesel::sql_query(
-        "SELECT appended_seqs AS seqs, appended_versions AS versions, has_subscriptions \
-         FROM event_log_append_all($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-    )
-    .bind::<Text, _>(&ctx.tenant_id)
-    .bind::<Text, _>(ENVELOPE_VERSION)
-    .bind::<Text, _>(ctx.source)
-    .bind::<Text, _>(&ctx.causation_id)
-    .bind::<Array<Text>, _>(&ids)
-    .bind::<Array<Text>, _>(&types)
-    .bind::<Array<Text>, _>(&aggregate_types)
-    .bind::<Array<Text>, _>(&aggregate_ids)
-    .bind::<Array<Text>, _>(&correlation_ids)
-    .bind::<Array<Jsonb>, _>(&data)
-    .bind::<Array<Jsonb>, _>(&channels)
-    .bind::<Array<Timestamptz>, _>(&occurred_at)
+    let appended: AppendedRows = AppendAllCall {
+        tenant_id: &ctx.tenant_id,
+        source: ctx.source,
+        causation_id: &ctx.causation_id,
+        ids: &ids,
+        types: &types,
+        aggregate_types: &aggregate_types,
+        aggregate_ids: &aggregate_ids,
+        correlation_ids: &correlation_ids,
+        data: &data,
+        channels: &channels,
+        occurred_at: &occurred_at,
+        job_ids: &job_ids,
+        jobs: &job_json,
+        dedup_keys: &dedup_keys,
+    }
     .get_result(conn)
     .await?;
     let recorded = events
@@ -302,6 +311,76 @@ pub async fn append_all(
         events: recorded,
         tenant_has_subscriptions: appended.has_subscriptions,
     })
+}
+
+/// The call of `transaction_effects_append`, built by hand rather than with `diesel::sql_query`, which
+/// diesel never keeps prepared: that one was parsed and planned on every transaction. Its SQL
+/// never changes, so diesel keys the prepared statement by its text.
+struct AppendAllCall<'a> {
+    tenant_id: &'a str,
+    source: &'a str,
+    causation_id: &'a str,
+    ids: &'a [String],
+    types: &'a [String],
+    aggregate_types: &'a [String],
+    aggregate_ids: &'a [String],
+    correlation_ids: &'a [String],
+    data: &'a [Value],
+    channels: &'a [String],
+    occurred_at: &'a [DateTime<Utc>],
+    job_ids: &'a [String],
+    jobs: &'a [Value],
+    dedup_keys: &'a [Option<&'a str>],
+}
+
+impl QueryFragment<Pg> for AppendAllCall<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql(
+            "SELECT appended_seqs AS seqs, appended_versions AS versions, has_subscriptions \
+             FROM transaction_effects_append(",
+        );
+        out.push_bind_param::<Text, _>(self.tenant_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(ENVELOPE_VERSION)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.source)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(self.causation_id)?;
+        for texts in [
+            self.ids,
+            self.types,
+            self.aggregate_types,
+            self.aggregate_ids,
+            self.correlation_ids,
+        ] {
+            out.push_sql(", ");
+            out.push_bind_param::<Array<Text>, _>(texts)?;
+        }
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Jsonb>, _>(self.data)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(self.channels)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamptz>, _>(self.occurred_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(self.job_ids)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Jsonb>, _>(self.jobs)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(self.dedup_keys)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+/// Not a static id: diesel keys the statement by its SQL text.
+impl QueryId for AppendAllCall<'_> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for AppendAllCall<'_> {
+    type SqlType = diesel::sql_types::Untyped;
 }
 
 #[derive(QueryableByName)]

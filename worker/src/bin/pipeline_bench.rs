@@ -452,6 +452,10 @@ mod cpu {
         pub ingress: f64,
         pub workers: f64,
         pub postgres: f64,
+        /// The part of `postgres` spent by the client connections' backends.
+        pub pg_backends: f64,
+        /// The part spent by children that exited meanwhile (autovacuum workers come and go).
+        pub pg_exited: f64,
         pub redis: f64,
         pub bench: f64,
         /// Connections Postgres accepted (`pg_stat_database.sessions`, all databases).
@@ -509,6 +513,7 @@ mod cpu {
                 .filter(|l| l.starts_with("used_cpu_sys:") || l.starts_with("used_cpu_user:"))
                 .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
                 .sum();
+            let cluster = cluster(self.postmaster);
             let sessions: Number = diesel::sql_query(
                 "SELECT COALESCE(SUM(sessions), 0)::bigint AS n FROM pg_stat_database",
             )
@@ -517,7 +522,9 @@ mod cpu {
             Ok(Sample {
                 ingress: own(self.children[0]),
                 workers: self.children[1..].iter().map(|&p| own(p)).sum(),
-                postgres: cluster(self.postmaster),
+                postgres: cluster.total,
+                pg_backends: cluster.backends,
+                pg_exited: cluster.exited,
                 redis,
                 bench: own(std::process::id()),
                 pg_sessions: sessions.n,
@@ -545,12 +552,21 @@ mod cpu {
         })
     }
 
+    /// CPU seconds of a Postgres cluster, in all and by kind of process.
+    struct Cluster {
+        total: f64,
+        backends: f64,
+        exited: f64,
+    }
+
     /// The whole cluster: the postmaster, its live children (backends, WAL writer,
     /// checkpointer, autovacuum…) and the children it already reaped.
-    fn cluster(postmaster: u32) -> f64 {
+    fn cluster(postmaster: u32) -> Cluster {
+        let exited = stat(postmaster).map(|s| s.reaped).unwrap_or_default();
         let mut total = stat(postmaster)
             .map(|s| s.own + s.reaped)
             .unwrap_or_default();
+        let mut backends = 0.0;
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for entry in entries.flatten() {
                 let Some(pid) = entry
@@ -562,10 +578,24 @@ mod cpu {
                 };
                 if let Some(s) = stat(pid).filter(|s| s.ppid == postmaster) {
                     total += s.own + s.reaped;
+                    if is_backend(pid) {
+                        backends += s.own;
+                    }
                 }
             }
         }
-        total
+        Cluster {
+            total,
+            backends,
+            exited,
+        }
+    }
+
+    /// A client connection's backend (its title names a client address), not an auxiliary
+    /// process (WAL writer, checkpointer, autovacuum…).
+    fn is_backend(pid: u32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|title| title.contains('(') || title.contains("[local]"))
     }
 
     /// CPU seconds per 1,000 messages, per process, over the measured phase.
@@ -575,6 +605,14 @@ mod cpu {
         let workers = per_k(before.workers, after.workers);
         let ingress = per_k(before.ingress, after.ingress);
         let redis = per_k(before.redis, after.redis);
+        println!(
+            "Postgres by process: backends {:.2}, exited children (autovacuum workers) {:.2}, other auxiliaries {:.2}",
+            per_k(before.pg_backends, after.pg_backends),
+            per_k(before.pg_exited, after.pg_exited),
+            postgres
+                - per_k(before.pg_backends, after.pg_backends)
+                - per_k(before.pg_exited, after.pg_exited),
+        );
         println!(
             "CPU s per 1,000 messages: postgres {postgres:.2}, worker(s) {workers:.2}, ingress {ingress:.2}, redis {redis:.2} (shared instance), total {:.2}; generator {:.2}; Postgres connections opened: {}",
             postgres + workers + ingress + redis,

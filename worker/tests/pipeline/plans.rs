@@ -8,8 +8,11 @@ use diesel::{
     QueryableByName,
     sql_types::{BigInt, Text},
 };
+use std::time::Duration;
+
 use diesel_async::RunQueryDsl;
 use shared::{
+    bot::{Bots, RulesFile},
     conversation::{
         Conversations, Tx, assignment,
         cases::{self, Closing},
@@ -17,6 +20,8 @@ use shared::{
     },
     events::{Broadcaster, outbox},
 };
+
+use worker::handlers::Pipeline;
 
 use crate::{World, only_session};
 
@@ -101,6 +106,52 @@ async fn a_reruns_unsent_events_are_found_without_reading_the_event_log() {
         "the look-up read {read} of {logged} logged events"
     );
     no_scans(tx, "the unsent events of one origin").await;
+}
+
+/// A message's statements are kept prepared on their connection, so Postgres parses and plans
+/// each once per connection, not once per message. diesel never keeps a `diesel::sql_query` or a
+/// `diesel::dsl::sql` fragment prepared: the event append and the outbox cleanup were such calls,
+/// and the open-session look-up held such a predicate — ~300 µs of parsing and planning per
+/// message under pipeline-bench. On a pool of one connection, after a new conversation and a
+/// follow-up, that connection's prepared statements must include all three.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_messages_statements_are_kept_prepared() {
+    let w = World::new().await;
+    let pool = shared::db::pool(&w.db.url, 1).unwrap();
+    let bots = Bots::new(pool.clone(), RulesFile::default(), Duration::ZERO);
+    let broadcaster = Broadcaster::new(w.redis.queues.clone(), &w.broadcast_prefix);
+    let pipeline = Pipeline::new(pool.clone(), w.redis.queues.clone(), broadcaster, bots);
+    let registry = worker::registry::with_pipeline(pool.clone(), pipeline);
+    for (id, text) in [("k-1", "hello"), ("k-2", "hello again")] {
+        registry.dispatch(w.waha(CUSTOMER, id, text)).await.unwrap();
+    }
+    assert_eq!(
+        w.count("SELECT 1 FROM messages").await,
+        4,
+        "two in, two bot replies"
+    );
+
+    #[derive(QueryableByName)]
+    struct Statement {
+        #[diesel(sql_type = Text)]
+        statement: String,
+    }
+    let mut conn = pool.get().await.unwrap();
+    let prepared: Vec<Statement> =
+        diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+            .load(&mut *conn)
+            .await
+            .unwrap();
+    for expected in [
+        "FROM transaction_effects_append(",
+        "SELECT outbox_forget_async(",
+        "sessions.state <> 'closed'",
+    ] {
+        assert!(
+            prepared.iter().any(|p| p.statement.contains(expected)),
+            "no prepared statement holds {expected:?}"
+        );
+    }
 }
 
 /// Rows of `table` this transaction read, by sequential and index scans.
