@@ -48,6 +48,11 @@ struct Cli {
     #[arg(long, default_value_t = 25, env = "WORKER_GRACE")]
     grace: u64,
 
+    /// Postgres connections this process keeps (default 16, at most the jobs it runs at once).
+    /// Jobs hold one only for their transactions, so it can stay well below the concurrency.
+    #[arg(long, env = "WORKER_DB_POOL_SIZE")]
+    db_pool_size: Option<usize>,
+
     /// Most entries fetched per read.
     #[arg(long, default_value_t = 100, env = "WORKER_BATCH")]
     batch: usize,
@@ -158,6 +163,7 @@ async fn work(cli: Cli, stores: StoreConfig) -> anyhow::Result<()> {
         grace: Duration::from_secs(cli.grace),
         batch: cli.batch,
         block: Duration::from_secs(2),
+        db_pool_size: cli.db_pool_size,
     };
     worker::run(config, stop).await
 }
