@@ -80,7 +80,12 @@ impl App {
     /// Serves until `stop` is cancelled: then stops accepting, lets in-flight requests finish
     /// within the configured grace, and returns.
     pub async fn run_until_stopped(self, stop: CancellationToken) -> anyhow::Result<()> {
+        let state = self.state.clone();
         server::serve(self.listener, self.state, stop).await;
+        // The last writes' outbox rows, so that no relay sends those events again.
+        if let Err(error) = state.api.conversations.outbox.flush_forgotten().await {
+            tracing::warn!(error = %error, "outbox cleanup at shutdown failed; the relay will re-send those rows");
+        }
         Ok(())
     }
 }

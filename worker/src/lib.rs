@@ -89,7 +89,9 @@ impl WorkerConfig {
 pub async fn run(config: WorkerConfig, stop: CancellationToken) -> anyhow::Result<()> {
     let queues = Queues::new(config.stores.redis_url.expose(), &config.stores.prefix)?;
     let db = db::pool(config.stores.database_url.expose(), config.db_pool_size())?;
-    let registry = registry::build(db.clone(), queues.clone())?;
+    let pipeline =
+        handlers::Pipeline::from_env(db.clone(), queues.clone()).map_err(anyhow::Error::msg)?;
+    let registry = registry::with_pipeline(db.clone(), pipeline.clone());
     let consumer_name = unique_consumer_name();
     info!(consumer = %consumer_name, queues = ?config.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), "worker starting");
 
@@ -125,6 +127,10 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> anyhow::Resul
     .await;
     if drained.is_err() {
         warn!("grace period over; unfinished jobs stay pending and will be reclaimed");
+    }
+    // The last jobs' outbox rows, so that no relay sends those events again.
+    if let Err(error) = pipeline.conversations.outbox.flush_forgotten().await {
+        warn!(error = %error, "outbox cleanup at shutdown failed; the relay will re-send those rows");
     }
     info!("worker stopped");
     Ok(())

@@ -11,19 +11,13 @@
 use shared::{
     db::DbPool,
     jobs::{JobRegistry, builtin},
-    queue::Queues,
     webhooks::{self, WebhookConfig, Webhooks},
 };
 
 use crate::handlers::{self, Pipeline};
 
-/// Every kind, configured from the environment (BROADCAST_PREFIX, BOT_RULES_FILE…).
-pub fn build(db: DbPool, queues: Queues) -> anyhow::Result<JobRegistry> {
-    let pipeline = Pipeline::from_env(db.clone(), queues).map_err(anyhow::Error::msg)?;
-    Ok(with_pipeline(db, pipeline))
-}
-
-/// Every kind, with an explicitly configured pipeline (tests).
+/// Every kind, around `pipeline` (`Pipeline::from_env` in the worker: BROADCAST_PREFIX,
+/// BOT_RULES_FILE…).
 pub fn with_pipeline(db: DbPool, pipeline: Pipeline) -> JobRegistry {
     let mut registry = JobRegistry::new();
     builtin::register(&mut registry, db);

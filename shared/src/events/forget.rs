@@ -1,14 +1,22 @@
-//! Deleting the outbox rows of what went out, many settles to one statement (group commit).
+//! Deleting the outbox rows of what went out: gathered for a moment, then one statement for all.
 //!
 //! Every settled transaction ends with this cleanup. One by one, under load, that was a pool
-//! checkout, a statement and a commit per job. Here concurrent callers share: a caller that finds
-//! no cleanup running runs one with everything queued so far; callers arriving meanwhile queue
-//! and are served by the next one. There is no timer: a quiet process cleans up at once, alone.
-//! Each caller still returns only after its own rows were deleted (or the delete failed), so
-//! [`super::Outbox::settle`] means what it meant. A cleanup that never happens is harmless — the
-//! relay sends the rows again, and subscribers may see an event twice, never zero times.
+//! checkout, a function call and a commit per job — ~10 % of Postgres's CPU per message at
+//! 600/s, where concurrent settles rarely overlapped (BENCHMARKS.md, pipeline, "Kept prepared").
+//! Now a settle only queues its ids; the first id queued after a cleanup schedules the next one
+//! [`GATHER_FOR`] later, and that cleanup deletes everything queued by then.
+//!
+//! A row deleted late, or never (a crash before the cleanup, a failed delete), is harmless: the
+//! relay sends rows older than ten seconds again, and subscribers may see an event twice, never
+//! zero times. What must not see a row that went out is a rerun of the same job looking for what
+//! its first attempt left unsent, so [`Forgetter::flush`] runs first there
+//! ([`super::Outbox::flush_origin`]), and at shutdown, so that a deploy does not re-send the
+//! last moment's events.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::{
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
 
 use diesel::{
     QueryResult,
@@ -17,96 +25,80 @@ use diesel::{
     sql_types::{Array, Text},
 };
 use diesel_async::RunQueryDsl;
-use tokio::sync::oneshot;
 
 use super::EventError;
 use crate::db::DbPool;
 
-/// How a cleanup ended, told to every caller whose rows it held.
-type Outcome = Result<(), String>;
+/// How long ids gather before their cleanup: at 1,000 messages/s, some twenty settles share it.
+pub const GATHER_FOR: Duration = Duration::from_millis(20);
 
 #[derive(Default)]
 struct Queued {
     event_ids: Vec<String>,
     job_ids: Vec<String>,
-    waiting: Vec<oneshot::Sender<Outcome>>,
+    /// A cleanup is scheduled and has not taken the queue yet.
+    scheduled: bool,
 }
 
 /// Cheap to clone; clones share one queue.
 #[derive(Clone)]
 pub(super) struct Forgetter {
     db: DbPool,
+    gather_for: Duration,
     queued: Arc<Mutex<Queued>>,
-    /// Held while a cleanup runs.
+    /// Held while a cleanup deletes, so that [`Forgetter::flush`] returns only after every
+    /// delete begun before it ended.
     running: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Forgetter {
-    pub(super) fn new(db: DbPool) -> Self {
+    pub(super) fn new(db: DbPool, gather_for: Duration) -> Self {
         Self {
             db,
+            gather_for,
             queued: Arc::default(),
             running: Arc::default(),
         }
     }
 
-    /// Deletes the outbox rows of `event_ids` and `job_ids`, together with whatever other
-    /// callers queued meanwhile.
-    pub(super) async fn forget(
-        &self,
-        event_ids: &[String],
-        job_ids: &[String],
-    ) -> Result<(), EventError> {
+    /// Queues the outbox rows of `event_ids` and `job_ids` for deletion, within `gather_for`.
+    pub(super) fn forget(&self, event_ids: &[String], job_ids: &[String]) {
         if event_ids.is_empty() && job_ids.is_empty() {
-            return Ok(());
+            return;
         }
-        let (done, mut outcome) = oneshot::channel();
-        {
+        let schedule = {
             let mut queued = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
             queued.event_ids.extend_from_slice(event_ids);
             queued.job_ids.extend_from_slice(job_ids);
-            queued.waiting.push(done);
-        }
-        loop {
-            let running = tokio::select! {
-                biased;
-                told = &mut outcome => return settled(told),
-                running = self.running.lock() => running,
-            };
-            // No cleanup runs now; the one that just ended may have held our rows.
-            match outcome.try_recv() {
-                Err(oneshot::error::TryRecvError::Empty) => {}
-                told => return settled(told.map_err(|_| ())),
-            }
-            let batch =
-                std::mem::take(&mut *self.queued.lock().unwrap_or_else(PoisonError::into_inner));
-            if batch.waiting.is_empty() {
-                // Ours is in a cleanup whose caller was cancelled mid-way; it still answers.
-                drop(running);
-                return settled((&mut outcome).await);
-            }
-            // Spawned, so that a caller cancelled mid-cleanup (a job's timeout) does not leave the
-            // others it carries without an answer.
-            let db = self.db.clone();
-            let cleanup = tokio::spawn(async move {
-                let result = delete(&db, &batch.event_ids, &batch.job_ids)
-                    .await
-                    .map_err(|e| e.to_string());
-                for waiting in batch.waiting {
-                    let _ = waiting.send(result.clone());
+            !std::mem::replace(&mut queued.scheduled, true)
+        };
+        if schedule {
+            let forgetter = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(forgetter.gather_for).await;
+                if let Err(error) = forgetter.flush().await {
+                    tracing::warn!(error = %error, "outbox cleanup failed; the relay will re-send those rows");
                 }
             });
-            let _ = cleanup.await;
-            drop(running);
         }
     }
-}
 
-fn settled<E>(told: Result<Outcome, E>) -> Result<(), EventError> {
-    match told {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(EventError::Cleanup(error)),
-        Err(_) => Err(EventError::Cleanup("the cleanup was abandoned".into())),
+    /// Deletes everything queued so far, now, after any cleanup already under way.
+    pub(super) async fn flush(&self) -> Result<(), EventError> {
+        let _running = self.running.lock().await;
+        let (event_ids, job_ids) = {
+            let mut queued = self.queued.lock().unwrap_or_else(PoisonError::into_inner);
+            // Ids queued from here on schedule a cleanup of their own.
+            queued.scheduled = false;
+            (
+                std::mem::take(&mut queued.event_ids),
+                std::mem::take(&mut queued.job_ids),
+            )
+        };
+        if event_ids.is_empty() && job_ids.is_empty() {
+            return Ok(());
+        }
+        delete(&self.db, &event_ids, &job_ids).await
     }
 }
 

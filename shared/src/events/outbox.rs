@@ -3,8 +3,8 @@
 //!
 //! Inside the transaction, [`super::log::append`] stages each broadcast event in `event_outbox`
 //! and [`stage_job`] stages each follow-up job in `job_outbox`; the caller collects both in
-//! [`Effects`]. After the commit, [`Outbox::settle`] publishes and enqueues them and deletes the
-//! rows. If that fails (Redis down) or the process dies first, the rows stay, and are sent by
+//! [`Effects`]. After the commit, [`Outbox::settle`] publishes and enqueues them, and the rows are
+//! deleted shortly after, many settles' at once ([`super::forget`]). If that fails (Redis down) or the process dies first, the rows stay, and are sent by
 //! [`Outbox::flush_origin`] when the same job is retried, or by [`Outbox::relay_stale`], which
 //! every worker and API process runs now and then ([`Outbox::relay_if_due`]). Nothing staged is
 //! ever lost; it may be sent twice (event ids and the jobs' dedup keys make that harmless).
@@ -90,12 +90,19 @@ pub struct Outbox {
 impl Outbox {
     pub fn new(db: DbPool, queues: Queues, broadcaster: Broadcaster) -> Self {
         Self {
-            forgetter: Forgetter::new(db.clone()),
+            forgetter: Forgetter::new(db.clone(), super::forget::GATHER_FOR),
             db,
             queues,
             broadcaster,
             last_relay_ms: Arc::new(AtomicI64::new(0)),
         }
+    }
+
+    /// Cleans up what went out `gather_for` after it went (default
+    /// [`super::forget::GATHER_FOR`]); tests stretch it to hold rows that went out in place.
+    pub fn cleaning_up_after(mut self, gather_for: Duration) -> Self {
+        self.forgetter = Forgetter::new(self.db.clone(), gather_for);
+        self
     }
 
     pub fn broadcaster(&self) -> &Broadcaster {
@@ -114,8 +121,8 @@ impl Outbox {
         }
     }
 
-    /// Publishes `events` and enqueues `jobs`, then deletes the outbox rows of what went out
-    /// (both tables in one statement).
+    /// Publishes `events` and enqueues `jobs`, then queues the outbox rows of what went out for
+    /// deletion (both tables in one statement, shared with other settles).
     async fn send(&self, events: &[RecordedEvent], jobs: &[StagedJob]) -> Result<(), EventError> {
         let published = match self.publish(events).await {
             Ok(ids) => ids,
@@ -131,7 +138,8 @@ impl Outbox {
                 Vec::new()
             }
         };
-        self.forget(&published, &enqueued).await
+        self.forgetter.forget(&published, &enqueued);
+        Ok(())
     }
 
     /// The ids of the broadcast events, once published.
@@ -164,14 +172,18 @@ impl Outbox {
         Ok(jobs.iter().map(|s| s.job.id.to_string()).collect())
     }
 
-    /// Deletes the outbox rows of what went out (batched with concurrent settles).
-    async fn forget(&self, event_ids: &[String], job_ids: &[String]) -> Result<(), EventError> {
-        self.forgetter.forget(event_ids, job_ids).await
+    /// Deletes now the outbox rows of what already went out, which settles leave to a cleanup
+    /// shortly after ([`super::forget`]). For shutdown (so that the relay of the next process
+    /// does not send them again) and for tests that count outbox rows.
+    pub async fn flush_forgotten(&self) -> Result<(), EventError> {
+        self.forgetter.flush().await
     }
 
     /// Sends whatever `origin` (a job id) staged and did not get out: the retry of a job that
     /// crashed between its commit and its settle.
     pub async fn flush_origin(&self, origin: &str) -> Result<usize, EventError> {
+        // Rows of what went out may still wait for their cleanup; they are not unsent.
+        self.forgetter.flush().await?;
         let mut conn = self.db.get().await?;
         let event_ids = unsent_event_ids(&mut conn, origin).await?;
         let jobs = staged_jobs(&mut conn, JobFilter::Origin(origin)).await?;
@@ -234,6 +246,10 @@ impl Outbox {
         drop(conn);
         let n = jobs.len();
         self.send(&[], &jobs).await?;
+        if n > 0 {
+            // `worker admin relay-outbox` exits right after: clean up now.
+            self.forgetter.flush().await?;
+        }
         if events + n > 0 {
             tracing::info!(events, jobs = n, "relayed stale outbox rows");
         }

@@ -117,6 +117,7 @@ async fn the_disabling_transaction_logs_and_stages_subscription_disabled() {
         serde_json::from_str(&message.get_payload::<String>().unwrap()).unwrap();
     assert_eq!(payload["event"], "subscription.disabled");
     assert_eq!(payload["data"]["id"], disabled.event_id.as_str());
+    outbox.flush_forgotten().await.unwrap();
     let left: i64 = event_outbox::table
         .count()
         .get_result(&mut conn)

@@ -48,6 +48,37 @@ async fn the_same_job_twice_and_the_same_webhook_twice_store_one_message_and_one
     );
 }
 
+/// A rerun right on the heels of the first run (the queue reclaiming a job whose ack was lost)
+/// may come before the first run's outbox rows are cleaned up: those rows went out and must not
+/// be taken for unsent and published again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rerun_right_after_the_first_run_publishes_nothing_again() {
+    let w = World::new().await;
+    let subscriber = w.subscribe(&w.tenant_id).await;
+    // The first run's rows wait for their cleanup for as long as the test runs.
+    let mut pipeline = crate::pipeline(&w.db, &w.redis, &w.broadcast_prefix);
+    pipeline.conversations.outbox = pipeline
+        .conversations
+        .outbox
+        .clone()
+        .cleaning_up_after(Duration::from_secs(3600));
+    let registry = worker::registry::with_pipeline(w.db.pool.clone(), pipeline);
+    let job = w.waha("1@c.us", "wamid-quick", "hello");
+    registry.dispatch(job.clone()).await.unwrap();
+    assert_eq!(
+        w.count("SELECT 1 FROM event_outbox").await,
+        3,
+        "went out, not cleaned up"
+    );
+    registry.dispatch(job).await.unwrap();
+    assert_eq!(subscriber.wait_for(7).await.len(), 7);
+    assert_eq!(
+        subscriber.settle().await.len(),
+        7,
+        "nothing was broadcast twice"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_bot_outage_after_storing_is_retried_and_answered_once() {
     let w = World::new().await;
@@ -160,6 +191,8 @@ async fn a_redis_outage_at_publish_time_loses_no_event_and_no_delivery() {
         ]
     );
     assert_eq!(w.deliveries().await.len(), 1);
+    // Rows of what went out are deleted shortly after; now, for the count.
+    w.conversations().outbox.flush_forgotten().await.unwrap();
     assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
     assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
     // Relaying again sends nothing twice.
@@ -190,9 +223,36 @@ async fn the_retry_of_a_job_that_died_before_publishing_publishes_what_it_commit
     // The queue runs it again (reclaimed after the crash): nothing new is stored, and what the
     // first attempt staged goes out now, without waiting for the relay.
     w.run(&job).await.unwrap();
+    w.conversations().outbox.flush_forgotten().await.unwrap();
     assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
     assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
     assert_eq!(w.event_types().await.len(), 3);
     assert_eq!(subscriber.wait_for(7).await.len(), 7);
     assert_eq!(w.deliveries().await.len(), 1);
+}
+
+/// A settle leaves its outbox rows to a cleanup shared with other settles, a moment later: they
+/// go without anyone flushing (left forever, the relay would send them again every time it ran).
+#[tokio::test(flavor = "multi_thread")]
+async fn what_went_out_leaves_the_outbox_shortly_after_without_a_flush() {
+    let w = World::new().await;
+    for i in 0..3 {
+        let job = w.waha(&format!("{i}@c.us"), &format!("wamid-{i}"), "hello");
+        w.run(&job).await.unwrap();
+    }
+    assert_eq!(w.event_types().await.len(), 9, "three conversations logged");
+    // Generous: the cleanup is due 20 ms after the first settle it carries.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let left =
+            w.count("SELECT 1 FROM event_outbox").await + w.count("SELECT 1 FROM job_outbox").await;
+        if left == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{left} outbox rows are still there"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }

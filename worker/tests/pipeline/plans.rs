@@ -121,10 +121,17 @@ async fn a_messages_statements_are_kept_prepared() {
     let bots = Bots::new(pool.clone(), RulesFile::default(), Duration::ZERO);
     let broadcaster = Broadcaster::new(w.redis.queues.clone(), &w.broadcast_prefix);
     let pipeline = Pipeline::new(pool.clone(), w.redis.queues.clone(), broadcaster, bots);
-    let registry = worker::registry::with_pipeline(pool.clone(), pipeline);
+    let registry = worker::registry::with_pipeline(pool.clone(), pipeline.clone());
     for (id, text) in [("k-1", "hello"), ("k-2", "hello again")] {
         registry.dispatch(w.waha(CUSTOMER, id, text)).await.unwrap();
     }
+    // The outbox cleanup runs shortly after; now, so that it ran on this connection too.
+    pipeline
+        .conversations
+        .outbox
+        .flush_forgotten()
+        .await
+        .unwrap();
     assert_eq!(
         w.count("SELECT 1 FROM messages").await,
         4,
