@@ -41,8 +41,8 @@ pub struct WorkerConfig {
     pub batch: usize,
     /// How long one XREADGROUP blocks on an empty stream.
     pub block: Duration,
-    /// Postgres connections this process keeps (`None`: [`DEFAULT_DB_POOL_SIZE`], at most the
-    /// concurrency).
+    /// Postgres connections this process keeps (`None`: [`DEFAULT_DB_POOL_SIZE`]; at most the
+    /// jobs it runs at once).
     pub db_pool_size: Option<usize>,
 }
 
@@ -50,7 +50,7 @@ pub struct WorkerConfig {
 /// a job holds a connection only for its transactions (an HTTP bot is asked, and a delivery
 /// sent, outside any), and connections beyond what the database's cores can run at once only add
 /// contention. Measured with pipeline-bench at 1,000 messages/s on two cores: Postgres needed
-/// ~15 % less CPU per message with 16 connections than with 32, and p99 fell (BENCHMARKS.md,
+/// 5–10 % less CPU per message with 16 connections than with 32, and p99 fell (BENCHMARKS.md,
 /// pipeline, "Kept prepared").
 pub const DEFAULT_DB_POOL_SIZE: usize = 16;
 
