@@ -367,6 +367,38 @@ fn report(clock: &Clock, sent: usize) {
         ms(pick(0.99)),
         ms(latencies.last().copied().unwrap_or_default())
     );
+    worst_second(clock);
+}
+
+/// The second of the run (by due time) whose p99 was worst: a tail that comes from one bad
+/// second (a stall of the machine, a checkpoint) reads differently from one spread over the run.
+fn worst_second(clock: &Clock) {
+    let Some(start) = clock.due.values().min().copied() else {
+        return;
+    };
+    let mut by_second: HashMap<u64, Vec<Duration>> = HashMap::new();
+    for (id, at) in &clock.replied {
+        if let Some(due) = clock.due.get(id) {
+            by_second
+                .entry(due.duration_since(start).as_secs())
+                .or_default()
+                .push(at.saturating_duration_since(*due));
+        }
+    }
+    let p99 = |mut l: Vec<Duration>| {
+        l.sort();
+        l[((l.len() as f64 * 0.99) as usize).min(l.len() - 1)]
+    };
+    let mut seconds: Vec<(u64, Duration)> = by_second
+        .into_iter()
+        .map(|(second, latencies)| (second, p99(latencies)))
+        .collect();
+    seconds.sort();
+    let line: Vec<String> = seconds
+        .iter()
+        .map(|(_, p)| format!("{:.0}", p.as_secs_f64() * 1000.0))
+        .collect();
+    println!("p99 per second of the run, ms: {}", line.join(" "));
 }
 
 fn spawn(binary: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Child> {
