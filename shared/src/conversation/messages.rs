@@ -22,7 +22,10 @@ use super::{
 };
 use crate::{
     channels::status::{StatusCallback, StatusChange, Tracked, next_status},
-    db::schema::{message_deliveries, messages},
+    db::{
+        keep_prepared,
+        schema::{message_deliveries, messages},
+    },
     events::{EventType, NewEvent, Route, types},
     inboxes::{InboxKind, new_id},
 };
@@ -223,10 +226,12 @@ pub async fn by_idempotency_key(
 
 /// Marks an inbound message as handled by the pipeline (bot answered, handoff done…).
 pub async fn mark_processed(tx: &mut Tx, id: &str) -> Result<(), ConversationError> {
-    diesel::update(messages::table.find(id))
-        .set(messages::processed_at.eq(Some(chrono::Utc::now())))
-        .execute(tx.conn())
-        .await?;
+    keep_prepared(
+        diesel::update(messages::table.find(id))
+            .set(messages::processed_at.eq(Some(chrono::Utc::now()))),
+    )
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 
@@ -365,14 +370,16 @@ async fn move_to(
     details: Value,
 ) -> Result<Message, ConversationError> {
     transition(&message.id, current, next)?;
-    let updated: Message = diesel::update(messages::table.find(&message.id))
-        .set((
-            messages::status.eq(next.as_str()),
-            messages::updated_at.eq(diesel::dsl::now),
-        ))
-        .returning(Message::as_returning())
-        .get_result(tx.conn())
-        .await?;
+    let updated: Message = keep_prepared(
+        diesel::update(messages::table.find(&message.id))
+            .set((
+                messages::status.eq(next.as_str()),
+                messages::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(Message::as_returning()),
+    )
+    .get_result(tx.conn())
+    .await?;
     deliveries::stamp(tx, &updated, next, error).await?;
     let event = match next {
         MessageStatus::Delivered => Some(types::MESSAGE_DELIVERED),
@@ -401,10 +408,12 @@ pub async fn record_sent(
     if !matches!(current, MessageStatus::New | MessageStatus::Stored) {
         return Ok(false);
     }
-    diesel::update(messages::table.find(&message.id))
-        .set(messages::provider_message_id.eq(provider_message_id))
-        .execute(tx.conn())
-        .await?;
+    keep_prepared(
+        diesel::update(messages::table.find(&message.id))
+            .set(messages::provider_message_id.eq(provider_message_id)),
+    )
+    .execute(tx.conn())
+    .await?;
     deliveries::attempted(tx, &message, None).await?;
     if accepted == MessageStatus::Delivered {
         // Acceptance is delivery: it was sent at the same moment.

@@ -13,7 +13,7 @@ use super::{
     state::{SessionState, transition},
 };
 use crate::{
-    db::schema::sessions,
+    db::{keep_prepared, schema::sessions},
     events::{NewEvent, Route, types},
     inboxes::new_id,
 };
@@ -98,16 +98,18 @@ pub async fn change_path(
     let from = session.state()?;
     transition(&session.id, from, to)?;
     let closed_at = (to == SessionState::Closed).then(chrono::Utc::now);
-    let updated: Session = diesel::update(sessions::table.find(&session.id))
-        .set((
-            sessions::state.eq(to.to_string()),
-            sessions::unrecognised_count.eq(0),
-            sessions::updated_at.eq(diesel::dsl::now),
-            sessions::closed_at.eq(closed_at),
-        ))
-        .returning(Session::as_returning())
-        .get_result(tx.conn())
-        .await?;
+    let updated: Session = keep_prepared(
+        diesel::update(sessions::table.find(&session.id))
+            .set((
+                sessions::state.eq(to.to_string()),
+                sessions::unrecognised_count.eq(0),
+                sessions::updated_at.eq(diesel::dsl::now),
+                sessions::closed_at.eq(closed_at),
+            ))
+            .returning(Session::as_returning()),
+    )
+    .get_result(tx.conn())
+    .await?;
     tx.emit(NewEvent {
         event_type: types::SESSION_PATH_CHANGED,
         aggregate_type: "session",
@@ -131,13 +133,12 @@ pub async fn set_unrecognised(
     session_id: &str,
     count: i32,
 ) -> Result<(), ConversationError> {
-    diesel::update(sessions::table.find(session_id))
-        .set((
-            sessions::unrecognised_count.eq(count),
-            sessions::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(tx.conn())
-        .await?;
+    keep_prepared(diesel::update(sessions::table.find(session_id)).set((
+        sessions::unrecognised_count.eq(count),
+        sessions::updated_at.eq(diesel::dsl::now),
+    )))
+    .execute(tx.conn())
+    .await?;
     Ok(())
 }
 

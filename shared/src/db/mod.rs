@@ -61,3 +61,42 @@ pub async fn migrate(database_url: &str) -> Result<Vec<String>, DbError> {
         .map(|versions| versions.iter().map(|v| v.to_string()).collect())
         .map_err(|e| DbError::Migration(e.to_string()))
 }
+
+/// `query`, kept prepared on its connection although diesel would not keep it (it never keeps an
+/// UPDATE, a `sql_query` or a query with a `dsl::sql` fragment, since such a query's SQL may
+/// differ between calls of the same Rust type). Safe for any query: the prepared statement is
+/// keyed by the SQL text and the bind types, not by the type, so a different text is a
+/// different statement. Use it for hot statements of a fixed shape — each distinct text stays
+/// prepared for the connection's life.
+pub fn keep_prepared<Q>(query: Q) -> KeepPrepared<Q> {
+    KeepPrepared(query)
+}
+
+/// See [`keep_prepared`].
+#[derive(Debug, Clone)]
+pub struct KeepPrepared<Q>(Q);
+
+impl<Q: diesel::query_builder::QueryFragment<diesel::pg::Pg>>
+    diesel::query_builder::QueryFragment<diesel::pg::Pg> for KeepPrepared<Q>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, diesel::pg::Pg>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &diesel::pg::Pg) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+/// Not a static id: diesel keys the statement by its SQL text.
+impl<Q> diesel::query_builder::QueryId for KeepPrepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for KeepPrepared<Q> {
+    type SqlType = Q::SqlType;
+}

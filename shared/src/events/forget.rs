@@ -18,16 +18,11 @@ use std::{
     time::Duration,
 };
 
-use diesel::{
-    QueryResult,
-    pg::Pg,
-    query_builder::{AstPass, QueryFragment, QueryId},
-    sql_types::{Array, Text},
-};
+use diesel::sql_types::{Array, Text};
 use diesel_async::RunQueryDsl;
 
 use super::EventError;
-use crate::db::DbPool;
+use crate::db::{DbPool, keep_prepared};
 
 /// How long ids gather before their cleanup: at 1,000 messages/s, some twenty settles share it.
 pub const GATHER_FOR: Duration = Duration::from_millis(20);
@@ -106,30 +101,13 @@ async fn delete(db: &DbPool, event_ids: &[String], job_ids: &[String]) -> Result
     let mut conn = db.get().await?;
     // A function (migration 000011_outbox_forget_async, 000015): Postgres keeps its plans, and it
     // commits without waiting for the WAL flush. It must run alone in its transaction: autocommit
-    // here.
-    ForgetCall { event_ids, job_ids }.execute(&mut conn).await?;
+    // here. Kept prepared: diesel never keeps a `sql_query` prepared.
+    keep_prepared(
+        diesel::sql_query("SELECT outbox_forget_async($1, $2)")
+            .bind::<Array<Text>, _>(event_ids)
+            .bind::<Array<Text>, _>(job_ids),
+    )
+    .execute(&mut conn)
+    .await?;
     Ok(())
-}
-
-/// `SELECT outbox_forget_async($1, $2)`, built by hand so that diesel keeps it prepared (it
-/// never keeps a `diesel::sql_query`), keyed by its SQL text.
-struct ForgetCall<'a> {
-    event_ids: &'a [String],
-    job_ids: &'a [String],
-}
-
-impl QueryFragment<Pg> for ForgetCall<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql("SELECT outbox_forget_async(");
-        out.push_bind_param::<Array<Text>, _>(self.event_ids)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(self.job_ids)?;
-        out.push_sql(")");
-        Ok(())
-    }
-}
-
-impl QueryId for ForgetCall<'_> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
 }

@@ -13,9 +13,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::{
-    pg::Pg,
     prelude::*,
-    query_builder::{AstPass, Query, QueryFragment, QueryId},
     sql_types::{Array, BigInt, Bool, Integer, Jsonb, Nullable, Text, Timestamptz},
 };
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -24,7 +22,7 @@ use serde_json::Value;
 use super::{
     Envelope, EventError, EventType, Route, channels, envelope::ENVELOPE_VERSION, outbox::StagedJob,
 };
-use crate::db::schema::event_logs;
+use crate::db::{keep_prepared, schema::event_logs};
 
 /// Who is writing: the same for every event of one transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -275,22 +273,30 @@ pub async fn append_all(
         .collect();
     let dedup_keys: Vec<Option<&str>> = jobs.iter().map(|j| j.dedup_key.as_deref()).collect();
     let occurred_at: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
-    let appended: AppendedRows = AppendAllCall {
-        tenant_id: &ctx.tenant_id,
-        source: ctx.source,
-        causation_id: &ctx.causation_id,
-        ids: &ids,
-        types: &types,
-        aggregate_types: &aggregate_types,
-        aggregate_ids: &aggregate_ids,
-        correlation_ids: &correlation_ids,
-        data: &data,
-        channels: &channels,
-        occurred_at: &occurred_at,
-        job_ids: &job_ids,
-        jobs: &job_json,
-        dedup_keys: &dedup_keys,
-    }
+    // Kept prepared: diesel never keeps a `sql_query` prepared, and this one was parsed and
+    // planned on every transaction.
+    let appended: AppendedRows = keep_prepared(
+        diesel::sql_query(
+            "SELECT appended_seqs AS seqs, appended_versions AS versions, has_subscriptions \
+             FROM transaction_effects_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
+             $13, $14, $15)",
+        )
+        .bind::<Text, _>(&ctx.tenant_id)
+        .bind::<Text, _>(ENVELOPE_VERSION)
+        .bind::<Text, _>(ctx.source)
+        .bind::<Text, _>(&ctx.causation_id)
+        .bind::<Array<Text>, _>(&ids)
+        .bind::<Array<Text>, _>(&types)
+        .bind::<Array<Text>, _>(&aggregate_types)
+        .bind::<Array<Text>, _>(&aggregate_ids)
+        .bind::<Array<Text>, _>(&correlation_ids)
+        .bind::<Array<Jsonb>, _>(&data)
+        .bind::<Array<Text>, _>(&channels)
+        .bind::<Array<Timestamptz>, _>(&occurred_at)
+        .bind::<Array<Text>, _>(&job_ids)
+        .bind::<Array<Jsonb>, _>(&job_json)
+        .bind::<Array<Nullable<Text>>, _>(&dedup_keys),
+    )
     .get_result(conn)
     .await?;
     let recorded = events
@@ -311,76 +317,6 @@ pub async fn append_all(
         events: recorded,
         tenant_has_subscriptions: appended.has_subscriptions,
     })
-}
-
-/// The call of `transaction_effects_append`, built by hand rather than with `diesel::sql_query`, which
-/// diesel never keeps prepared: that one was parsed and planned on every transaction. Its SQL
-/// never changes, so diesel keys the prepared statement by its text.
-struct AppendAllCall<'a> {
-    tenant_id: &'a str,
-    source: &'a str,
-    causation_id: &'a str,
-    ids: &'a [String],
-    types: &'a [String],
-    aggregate_types: &'a [String],
-    aggregate_ids: &'a [String],
-    correlation_ids: &'a [String],
-    data: &'a [Value],
-    channels: &'a [String],
-    occurred_at: &'a [DateTime<Utc>],
-    job_ids: &'a [String],
-    jobs: &'a [Value],
-    dedup_keys: &'a [Option<&'a str>],
-}
-
-impl QueryFragment<Pg> for AppendAllCall<'_> {
-    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(
-            "SELECT appended_seqs AS seqs, appended_versions AS versions, has_subscriptions \
-             FROM transaction_effects_append(",
-        );
-        out.push_bind_param::<Text, _>(self.tenant_id)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(ENVELOPE_VERSION)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(self.source)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(self.causation_id)?;
-        for texts in [
-            self.ids,
-            self.types,
-            self.aggregate_types,
-            self.aggregate_ids,
-            self.correlation_ids,
-        ] {
-            out.push_sql(", ");
-            out.push_bind_param::<Array<Text>, _>(texts)?;
-        }
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Jsonb>, _>(self.data)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(self.channels)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Timestamptz>, _>(self.occurred_at)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Text>, _>(self.job_ids)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Jsonb>, _>(self.jobs)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Array<Nullable<Text>>, _>(self.dedup_keys)?;
-        out.push_sql(")");
-        Ok(())
-    }
-}
-
-/// Not a static id: diesel keys the statement by its SQL text.
-impl QueryId for AppendAllCall<'_> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
-}
-
-impl Query for AppendAllCall<'_> {
-    type SqlType = diesel::sql_types::Untyped;
 }
 
 #[derive(QueryableByName)]

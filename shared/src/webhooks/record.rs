@@ -23,7 +23,10 @@ use super::{
     subscriptions::Subscription,
 };
 use crate::{
-    db::schema::{event_subscriptions as subs, webhook_deliveries as rows, webhook_logs as logs},
+    db::{
+        keep_prepared,
+        schema::{event_subscriptions as subs, webhook_deliveries as rows, webhook_logs as logs},
+    },
     events::{EventContext, EventError, NewEvent, Route, log, outbox, types},
 };
 
@@ -313,20 +316,20 @@ async fn update_subscription(
     now: DateTime<Utc>,
 ) -> Result<bool, diesel::result::Error> {
     let disabling = streak.disable.is_some();
-    diesel::update(subs::table.find(&sub.id))
-        .set((
-            subs::consecutive_failures.eq(streak.failures),
-            subs::failure_streak_started_at.eq(streak.started),
-            subs::active.eq(sub.active && !disabling),
-            subs::disabled_at.eq(if disabling {
-                Some(now)
-            } else {
-                sub.disabled_at
-            }),
-            subs::updated_at.eq(now),
-        ))
-        .execute(conn)
-        .await?;
+    // Once per delivery attempt: kept prepared (diesel never keeps an UPDATE prepared).
+    keep_prepared(diesel::update(subs::table.find(&sub.id)).set((
+        subs::consecutive_failures.eq(streak.failures),
+        subs::failure_streak_started_at.eq(streak.started),
+        subs::active.eq(sub.active && !disabling),
+        subs::disabled_at.eq(if disabling {
+            Some(now)
+        } else {
+            sub.disabled_at
+        }),
+        subs::updated_at.eq(now),
+    )))
+    .execute(conn)
+    .await?;
     Ok(!sub.active || disabling)
 }
 
@@ -342,19 +345,22 @@ async fn settle_delivery(
     let attempts = diesel::dsl::sql::<diesel::sql_types::Integer>("GREATEST(attempts, ")
         .bind::<diesel::sql_types::Integer, _>(a.task.attempt)
         .sql(")");
-    diesel::update(
-        rows::table
-            .find((&a.task.subscription_id, &a.task.event_id))
-            .filter(rows::status.ne(status::DELIVERED)),
+    // Once per delivery attempt: kept prepared (diesel never keeps an UPDATE prepared).
+    keep_prepared(
+        diesel::update(
+            rows::table
+                .find((&a.task.subscription_id, &a.task.event_id))
+                .filter(rows::status.ne(status::DELIVERED)),
+        )
+        .set((
+            rows::status.eq(new_status),
+            rows::attempts.eq(attempts),
+            rows::last_attempt_at.eq(Some(a.ended)),
+            rows::last_error.eq(a.result.failure()),
+            rows::next_attempt_at.eq(next_attempt_at),
+            rows::delivered_at.eq(delivered),
+        )),
     )
-    .set((
-        rows::status.eq(new_status),
-        rows::attempts.eq(attempts),
-        rows::last_attempt_at.eq(Some(a.ended)),
-        rows::last_error.eq(a.result.failure()),
-        rows::next_attempt_at.eq(next_attempt_at),
-        rows::delivered_at.eq(delivered),
-    ))
     .execute(conn)
     .await
     .map(|_| ())

@@ -16,7 +16,8 @@ use shared::{
     conversation::{
         Conversations, Tx, assignment,
         cases::{self, Closing},
-        contacts, csat, queries, sessions,
+        contacts, csat, messages, queries, sessions,
+        state::MessageStatus,
     },
     events::{Broadcaster, outbox},
 };
@@ -137,6 +138,25 @@ async fn a_messages_statements_are_kept_prepared() {
         4,
         "two in, two bot replies"
     );
+    // A delivery's UPDATE, on the same connection (diesel never keeps an UPDATE prepared).
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = Text)]
+        id: String,
+    }
+    let reply: Id = diesel::sql_query(
+        "SELECT id FROM messages WHERE direction = 'outbound' ORDER BY created_at LIMIT 1",
+    )
+    .get_result(&mut *w.db.pool.get().await.unwrap())
+    .await
+    .unwrap();
+    let conversations = &pipeline.conversations;
+    let mut tx = conversations.begin(&w.tenant_id, "plans").await.unwrap();
+    let recorded = messages::record_sent(&mut tx, &reply.id, "wamid-out-1", MessageStatus::Sent)
+        .await
+        .unwrap();
+    assert!(recorded);
+    tx.rollback().await.unwrap();
 
     #[derive(QueryableByName)]
     struct Statement {
@@ -153,6 +173,8 @@ async fn a_messages_statements_are_kept_prepared() {
         "FROM transaction_effects_append(",
         "SELECT outbox_forget_async(",
         "sessions.state <> 'closed'",
+        r#"UPDATE "messages" SET "provider_message_id""#,
+        r#"UPDATE "messages" SET "status""#,
     ] {
         assert!(
             prepared.iter().any(|p| p.statement.contains(expected)),
