@@ -46,9 +46,6 @@ pub enum EventError {
     },
     #[error("invalid channel name {name:?}: {reason}")]
     InvalidChannel { name: String, reason: &'static str },
-    /// Deleting the outbox rows of what went out failed; the relay sends them again later.
-    #[error("outbox cleanup: {0}")]
-    Cleanup(String),
 }
 
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for EventError {

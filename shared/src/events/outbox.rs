@@ -3,9 +3,9 @@
 //!
 //! Inside the transaction, [`super::log::append`] stages each broadcast event in `event_outbox`
 //! and [`stage_job`] stages each follow-up job in `job_outbox`; the caller collects both in
-//! [`Effects`]. After the commit, [`Outbox::settle`] publishes and enqueues them, and the rows are
-//! deleted shortly after, many settles' at once ([`super::forget`]). If that fails (Redis down) or the process dies first, the rows stay, and are sent by
-//! [`Outbox::flush_origin`] when the same job is retried, or by [`Outbox::relay_stale`], which
+//! [`Effects`]. After the commit, [`Outbox::settle`] publishes and enqueues them, and the rows
+//! are deleted shortly after, many settles' at once ([`super::forget`]). If sending fails (Redis
+//! down) or the process dies first, the rows stay, and are sent by [`Outbox::flush_origin`] when the same job is retried, or by [`Outbox::relay_stale`], which
 //! every worker and API process runs now and then ([`Outbox::relay_if_due`]). Nothing staged is
 //! ever lost; it may be sent twice (event ids and the jobs' dedup keys make that harmless).
 
@@ -114,16 +114,15 @@ impl Outbox {
     }
 
     /// After the commit: publish, enqueue, and clear the outbox rows. Never fails — what could
-    /// not be sent stays staged for a retry or the relay (logged here).
+    /// not be sent stays staged for a retry or the relay (logged by [`Self::send`]).
     pub async fn settle(&self, effects: Effects) {
-        if let Err(error) = self.send(&effects.events, &effects.jobs).await {
-            tracing::warn!(error = %error, "the outbox keeps what was not sent, for the relay");
-        }
+        self.send(&effects.events, &effects.jobs).await;
     }
 
     /// Publishes `events` and enqueues `jobs`, then queues the outbox rows of what went out for
-    /// deletion (both tables in one statement, shared with other settles).
-    async fn send(&self, events: &[RecordedEvent], jobs: &[StagedJob]) -> Result<(), EventError> {
+    /// deletion (both tables in one statement, shared with other settles). What could not be
+    /// sent is logged and stays staged.
+    async fn send(&self, events: &[RecordedEvent], jobs: &[StagedJob]) {
         let published = match self.publish(events).await {
             Ok(ids) => ids,
             Err(error) => {
@@ -139,7 +138,6 @@ impl Outbox {
             }
         };
         self.forgetter.forget(&published, &enqueued);
-        Ok(())
     }
 
     /// The ids of the broadcast events, once published.
@@ -195,7 +193,7 @@ impl Outbox {
             let mut conn = self.db.get().await?;
             log::load(&mut conn, &event_ids).await?
         };
-        self.send(&events, &jobs).await?;
+        self.send(&events, &jobs).await;
         Ok(n)
     }
 
@@ -245,7 +243,7 @@ impl Outbox {
         let jobs = staged_jobs(&mut conn, JobFilter::OlderThan(cutoff)).await?;
         drop(conn);
         let n = jobs.len();
-        self.send(&[], &jobs).await?;
+        self.send(&[], &jobs).await;
         if n > 0 {
             // `worker admin relay-outbox` exits right after: clean up now.
             self.forgetter.flush().await?;

@@ -352,12 +352,7 @@ fn report(clock: &Clock, sent: usize) {
         })
         .collect();
     latencies.sort();
-    let pick = |q: f64| {
-        latencies
-            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or_default()
-    };
+    let pick = |q: f64| quantile(&latencies, q);
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
         "webhook → bot reply published: {} of {sent} answered; p50 {:.1} ms, p90 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
@@ -367,12 +362,20 @@ fn report(clock: &Clock, sent: usize) {
         ms(pick(0.99)),
         ms(latencies.last().copied().unwrap_or_default())
     );
-    worst_second(clock);
+    p99_per_second(clock);
 }
 
-/// The second of the run (by due time) whose p99 was worst: a tail that comes from one bad
-/// second (a stall of the machine, a checkpoint) reads differently from one spread over the run.
-fn worst_second(clock: &Clock) {
+/// The `q` quantile of `sorted` (zero when empty).
+fn quantile(sorted: &[Duration], q: f64) -> Duration {
+    sorted
+        .get(((sorted.len() as f64 * q) as usize).min(sorted.len().saturating_sub(1)))
+        .copied()
+        .unwrap_or_default()
+}
+
+/// The p99 of each second of the run (by due time): a tail that comes from one bad second (a
+/// stall of the machine, a checkpoint) reads differently from one spread over the run.
+fn p99_per_second(clock: &Clock) {
     let Some(start) = clock.due.values().min().copied() else {
         return;
     };
@@ -387,7 +390,7 @@ fn worst_second(clock: &Clock) {
     }
     let p99 = |mut l: Vec<Duration>| {
         l.sort();
-        l[((l.len() as f64 * 0.99) as usize).min(l.len() - 1)]
+        quantile(&l, 0.99)
     };
     let mut seconds: Vec<(u64, Duration)> = by_second
         .into_iter()
@@ -594,10 +597,10 @@ mod cpu {
     /// The whole cluster: the postmaster, its live children (backends, WAL writer,
     /// checkpointer, autovacuum…) and the children it already reaped.
     fn cluster(postmaster: u32) -> Cluster {
-        let exited = stat(postmaster).map(|s| s.reaped).unwrap_or_default();
-        let mut total = stat(postmaster)
-            .map(|s| s.own + s.reaped)
+        let (own, exited) = stat(postmaster)
+            .map(|s| (s.own, s.reaped))
             .unwrap_or_default();
+        let mut total = own + exited;
         let mut backends = 0.0;
         if let Ok(entries) = std::fs::read_dir("/proc") {
             for entry in entries.flatten() {
