@@ -18,6 +18,34 @@ use crate::{
     inboxes::new_id,
 };
 
+/// The open session of the inbox's customer `external_id` with its contact, both locked (contact
+/// first, as [`super::contacts::find_or_create`] then [`find_or_open`] would), in one statement —
+/// or `None` when the customer is new or has no open session, for those two to handle.
+///
+/// Every follow-up message of a conversation takes this path: one round trip instead of the
+/// contact's INSERT … ON CONFLICT, its SELECT and the session's SELECT (pipeline, issue 4). Under
+/// READ COMMITTED a session closed while this waited for its lock is re-checked and left out,
+/// exactly as the separate look-up would.
+pub async fn open_of_sender(
+    tx: &mut Tx,
+    inbox_id: &str,
+    external_id: &str,
+) -> Result<Option<(Contact, Session)>, ConversationError> {
+    use crate::db::schema::contacts;
+    let tenant_id = tx.tenant_id().to_owned();
+    Ok(contacts::table
+        .inner_join(sessions::table.on(sessions::contact_id.eq(contacts::id)))
+        .filter(contacts::inbox_id.eq(inbox_id))
+        .filter(contacts::external_id.eq(external_id))
+        .filter(contacts::tenant_id.eq(tenant_id))
+        .filter(partial::SessionIsOpen)
+        .select((Contact::as_select(), Session::as_select()))
+        .for_no_key_update()
+        .first(tx.conn())
+        .await
+        .optional()?)
+}
+
 /// The contact's open session, locked against concurrent path changes (an agent taking it), or
 /// a new one on the bot path (`session.created`). New sessions take `correlation_id`, the id
 /// every later event of the conversation carries.

@@ -219,6 +219,8 @@ impl Outbox {
                     if ids.is_empty() {
                         return Ok(0);
                     }
+                    // A row whose event retention already pruned loads nothing: it is
+                    // deleted with the rest, unsent (the outbox has no key to the log).
                     let events = log::load(conn, &ids).await?;
                     if let Err(error) = broadcaster.publish(&events).await {
                         diesel::update(
@@ -235,7 +237,7 @@ impl Outbox {
                     diesel::delete(event_outbox::table.filter(event_outbox::event_id.eq_any(&ids)))
                         .execute(conn)
                         .await?;
-                    Ok(ids.len())
+                    Ok(events.len())
                 }
                 .scope_boxed()
             })

@@ -256,3 +256,54 @@ async fn what_went_out_leaves_the_outbox_shortly_after_without_a_flush() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outbox_row_whose_event_was_pruned_is_dropped_by_the_relay() {
+    use diesel_async::SimpleAsyncConnection as _;
+    let w = World::new().await;
+    let subscriber = w.subscribe(&w.tenant_id).await;
+    // Committed, never published: Redis was unreachable.
+    let dead = Queues::new("redis://127.0.0.1:1", &w.redis.prefix).unwrap();
+    let bots = shared::bot::Bots::new(w.db.pool.clone(), Default::default(), Duration::ZERO);
+    let broadcaster = Broadcaster::new(dead.clone(), w.broadcast_prefix.clone());
+    let cut_off = Pipeline::new(w.db.pool.clone(), dead, broadcaster, bots);
+    let registry = worker::registry::with_pipeline(w.db.pool.clone(), cut_off);
+    let job = w.waha("1@c.us", "wamid-1", "hello");
+    registry.dispatch(job).await.unwrap();
+    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 3);
+    // Retention prunes one of the three events before the relay got to it (the outbox has no
+    // key to the log, so its row stays).
+    let mut conn = w.db.pool.get().await.unwrap();
+    conn.batch_execute(&format!(
+        "BEGIN; SET LOCAL switchyard.prune_events = 'on'; \
+         DELETE FROM event_logs WHERE tenant_id = '{}' AND type = 'session.created'; COMMIT;",
+        w.tenant_id
+    ))
+    .await
+    .unwrap();
+    drop(conn);
+    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 3);
+
+    let sent = w
+        .conversations()
+        .outbox
+        .relay_stale(Duration::ZERO, 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        sent,
+        2 + 1,
+        "two events and the delivery job, not the pruned event"
+    );
+    assert_eq!(
+        w.count("SELECT 1 FROM event_outbox").await,
+        0,
+        "all three rows gone"
+    );
+    let seen = subscriber.settle().await;
+    assert!(!seen.is_empty());
+    assert!(
+        seen.iter().all(|(_, p)| p["event"] == "message.ready"),
+        "{seen:?}"
+    );
+}

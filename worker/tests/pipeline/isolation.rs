@@ -103,3 +103,57 @@ async fn one_tenant_cannot_see_or_touch_another_tenants_conversations() {
             .all(|e| e.envelope.tenant_id == other_tenant)
     );
 }
+
+/// Below the code, the schema holds the line too: a contact, session or message can only name
+/// a parent of its own tenant and inbox (one composite key per table, migration 000017).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_database_refuses_a_row_whose_tenant_or_inbox_is_not_its_parents() {
+    use diesel_async::SimpleAsyncConnection as _;
+    let w = World::new().await;
+    let (other_tenant, other_inbox) = tenant(&w.db, "Globex").await;
+    w.run(&w.waha("1@c.us", "a-1", "hello")).await.unwrap();
+    let session = only_session(&w).await;
+    let contact = w
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e.envelope.event_type == "session.created")
+        .unwrap()
+        .envelope
+        .data["contact"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (tenant, inbox) = (&w.tenant_id, &w.inbox_id);
+    let message = |id: &str, tenant: &str, inbox: &str| {
+        format!(
+            "INSERT INTO messages (id, tenant_id, inbox_id, session_id, direction, sender_type, \
+             kind, body, status) VALUES ('{id}', '{tenant}', '{inbox}', '{session}', 'outbound', \
+             'bot', 'text', 'hi', 'stored')"
+        )
+    };
+    let refused = [
+        // Our session, their tenant and inbox; our session, our tenant, their inbox.
+        message("msg_x1", &other_tenant, &other_inbox),
+        message("msg_x2", tenant, &other_inbox),
+        // A session of our contact filed under their tenant.
+        format!(
+            "INSERT INTO sessions (id, tenant_id, inbox_id, contact_id, state, correlation_id) \
+             VALUES ('ses_x', '{other_tenant}', '{inbox}', '{contact}', 'closed', 'c')"
+        ),
+        // A contact of their inbox filed under our tenant.
+        format!(
+            "INSERT INTO contacts (id, tenant_id, inbox_id, external_id) \
+             VALUES ('con_x', '{tenant}', '{other_inbox}', '2@c.us')"
+        ),
+    ];
+    let mut conn = w.db.pool.get().await.unwrap();
+    for sql in refused {
+        let error = conn.batch_execute(&sql).await.unwrap_err().to_string();
+        assert!(error.contains("foreign key"), "{sql}: {error}");
+    }
+    // The same rows with matching keys are accepted (the statements above failed on the key).
+    conn.batch_execute(&message("msg_ok", tenant, inbox))
+        .await
+        .unwrap();
+}
