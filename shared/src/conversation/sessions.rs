@@ -65,6 +65,17 @@ pub async fn find_or_open(
     if let Some(session) = open {
         return Ok((session, false));
     }
+    Ok((open_new(tx, contact, correlation_id).await?, true))
+}
+
+/// A new session on the bot path for a contact that has none open — one this transaction just
+/// created, say (`session.created`). A second open session would violate the partial unique
+/// index.
+pub async fn open_new(
+    tx: &mut Tx,
+    contact: &Contact,
+    correlation_id: &str,
+) -> Result<Session, ConversationError> {
     let session: Session = diesel::insert_into(sessions::table)
         .values((
             sessions::id.eq(new_id("ses")),
@@ -86,7 +97,7 @@ pub async fn find_or_open(
         route: Route::session(&session.id, session.agent_type()),
     })
     .await?;
-    Ok((session, true))
+    Ok(session)
 }
 
 /// The tenant's session `id`, locked against concurrent path changes.

@@ -58,6 +58,11 @@ struct Args {
     connections: usize,
     #[arg(long, env = "REDIS_URL", default_value = "redis://127.0.0.1:6379")]
     redis_url: String,
+    /// A directory on the disk that holds Postgres's WAL (e.g. /var/lib/postgresql): every
+    /// 5 ms a probe writes 8 KiB there and fdatasyncs it, and the worst sync of each second is
+    /// printed under the p99 of that second — a commit waits on the same disk.
+    #[arg(long)]
+    fsync_probe: Option<PathBuf>,
     #[arg(
         long,
         env = "DATABASE_ADMIN_URL",
@@ -164,8 +169,13 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
         conversations: args.conversations,
         first_customer: 0,
     };
+    let probe = match &args.fsync_probe {
+        Some(dir) => Some(fsync_probe::Probe::start(dir, run)?),
+        None => None,
+    };
     let sent = load(args, &target, &phase, run, clock.clone()).await?;
     wait_replies(&clock, sent).await;
+    let syncs = probe.map(fsync_probe::Probe::finish);
     let after = meter.sample().await?;
     listener.abort();
     for mut child in children {
@@ -173,6 +183,9 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
         let _ = child.wait();
     }
     report(&clock.lock().unwrap(), sent);
+    if let (Some(syncs), Some(dir)) = (syncs, &args.fsync_probe) {
+        fsync_probe::report(&clock.lock().unwrap(), &syncs, dir);
+    }
     cpu::report(&before, &after, sent);
     cleanup_redis(&args.redis_url, &prefix).await;
     Ok(())
@@ -402,6 +415,99 @@ fn p99_per_second(clock: &Clock) {
         .map(|(_, p)| format!("{:.0}", p.as_secs_f64() * 1000.0))
         .collect();
     println!("p99 per second of the run, ms: {}", line.join(" "));
+}
+
+/// How long the disk takes to make 8 KiB durable, sampled through the run: the tail's other
+/// suspect besides the CPU. On the development VM, seconds whose p99 jumped to 60–130 ms were
+/// seconds in which one fdatasync took 50–70 ms (idle, the worst is under 8 ms).
+mod fsync_probe {
+    use std::{
+        fs::OpenOptions,
+        os::unix::fs::FileExt,
+        path::{Path, PathBuf},
+        sync::{
+            Arc,
+            atomic::{AtomicBool, Ordering},
+        },
+        thread::JoinHandle,
+        time::{Duration, Instant},
+    };
+
+    use super::Clock;
+
+    pub struct Probe {
+        stop: Arc<AtomicBool>,
+        thread: JoinHandle<Vec<(Instant, Duration)>>,
+        path: PathBuf,
+    }
+
+    impl Probe {
+        pub fn start(dir: &Path, run: &str) -> anyhow::Result<Self> {
+            let path = dir.join(format!("pipeline-bench-fsync-{run}"));
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&path)?;
+            let stop = Arc::new(AtomicBool::new(false));
+            let stopped = stop.clone();
+            let thread = std::thread::spawn(move || {
+                let block = [0x5a_u8; 8192];
+                let mut syncs = Vec::new();
+                while !stopped.load(Ordering::Relaxed) {
+                    let at = Instant::now();
+                    if file
+                        .write_all_at(&block, 0)
+                        .and_then(|_| file.sync_data())
+                        .is_err()
+                    {
+                        break;
+                    }
+                    syncs.push((at, at.elapsed()));
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                syncs
+            });
+            Ok(Self { stop, thread, path })
+        }
+
+        /// Each sync: when it started, how long it took.
+        pub fn finish(self) -> Vec<(Instant, Duration)> {
+            self.stop.store(true, Ordering::Relaxed);
+            let syncs = self.thread.join().unwrap_or_default();
+            let _ = std::fs::remove_file(&self.path);
+            syncs
+        }
+    }
+
+    /// The worst sync of each second of the run, seconds counted as `p99_per_second` counts them.
+    pub fn report(clock: &Clock, syncs: &[(Instant, Duration)], dir: &Path) {
+        let Some(start) = clock.due.values().min().copied() else {
+            return;
+        };
+        let seconds = clock
+            .due
+            .values()
+            .map(|due| due.duration_since(start).as_secs() + 1)
+            .max()
+            .unwrap_or(0);
+        let mut worst = vec![Duration::ZERO; seconds as usize];
+        for (at, took) in syncs {
+            let second = at.saturating_duration_since(start).as_secs() as usize;
+            if *at >= start && second < worst.len() {
+                worst[second] = worst[second].max(*took);
+            }
+        }
+        let line: Vec<String> = worst
+            .iter()
+            .map(|d| format!("{:.0}", d.as_secs_f64() * 1000.0))
+            .collect();
+        println!(
+            "worst fdatasync per second ({}), ms: {}",
+            dir.display(),
+            line.join(" ")
+        );
+    }
 }
 
 fn spawn(binary: &str, args: &[&str], env: &[(&str, String)]) -> anyhow::Result<Child> {

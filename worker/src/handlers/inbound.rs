@@ -76,10 +76,17 @@ async fn store(
         {
             Some(open) => open,
             None => {
-                let (contact, _) =
+                let (contact, created) =
                     contacts::find_or_create(&mut tx, &inbound.inbox_id, &inbound.contact).await?;
-                let (session, _) =
-                    sessions::find_or_open(&mut tx, &contact, &job.correlation_id).await?;
+                let correlation_id = &job.correlation_id;
+                // A contact created just now has no session to look for.
+                let session = if created {
+                    sessions::open_new(&mut tx, &contact, correlation_id).await?
+                } else {
+                    sessions::find_or_open(&mut tx, &contact, correlation_id)
+                        .await?
+                        .0
+                };
                 (contact, session)
             }
         };
