@@ -12,6 +12,7 @@
 //!
 //! cargo build --release --bins && target/release/pipeline-bench --rate 1000 --seconds 10
 //! target/release/pipeline-bench --rate 1000 --seconds 10 --conversations 1000
+//! target/release/pipeline-bench --rate 1000 --seconds 10 --fsync-probe /var/lib/postgresql
 
 use std::{
     collections::HashMap,
