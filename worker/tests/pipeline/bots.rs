@@ -238,4 +238,24 @@ async fn intents_from_the_database_then_the_rules_file_then_the_builtins_and_no_
         ],
         "no agents yet: the case waits"
     );
+    // The session was created and handed off in one transaction: versions 1 and 2 of its
+    // history, numbered by the one statement that appended them, in emit order.
+    let events = w.events().await;
+    let session = &events
+        .iter()
+        .rev()
+        .find(|e| e.envelope.event_type == "session.created")
+        .unwrap()
+        .aggregate_id;
+    let history: Vec<(i64, i32, &str)> = events
+        .iter()
+        .filter(|e| &e.aggregate_id == session)
+        .map(|e| (e.seq, e.aggregate_version, e.envelope.event_type.as_str()))
+        .collect();
+    assert_eq!(history.len(), 2);
+    assert!(history[0].0 < history[1].0);
+    assert_eq!(
+        (history[0].1, history[0].2, history[1].1, history[1].2),
+        (1, "session.created", 2, "session.path_changed")
+    );
 }

@@ -1,0 +1,1 @@
+CREATE INDEX contacts_tenant ON contacts (tenant_id);
