@@ -9,7 +9,9 @@ use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
 use super::{
-    Contact, ConversationError, Session, Tx, partial,
+    Contact, ConversationError, Session, Tx,
+    contacts::ContactInfo,
+    partial,
     state::{SessionState, transition},
 };
 use crate::{
@@ -18,9 +20,32 @@ use crate::{
     inboxes::new_id,
 };
 
+/// The conversation a customer message belongs to: the sender's contact and open session, both
+/// locked (which serialises this customer's messages from here on) — found in one statement
+/// for a follow-up ([`open_of_sender`]); else the contact found or created and its open session
+/// found or opened (`session.created`).
+pub async fn of_sender(
+    tx: &mut Tx,
+    inbox_id: &str,
+    sender: &ContactInfo,
+    correlation_id: &str,
+) -> Result<(Contact, Session), ConversationError> {
+    if let Some(open) = open_of_sender(tx, inbox_id, &sender.external_id).await? {
+        return Ok(open);
+    }
+    let (contact, created) = super::contacts::find_or_create(tx, inbox_id, sender).await?;
+    // A contact created just now has no session to look for.
+    let session = if created {
+        open_new(tx, &contact, correlation_id).await?
+    } else {
+        find_or_open(tx, &contact, correlation_id).await?.0
+    };
+    Ok((contact, session))
+}
+
 /// The open session of the inbox's customer `external_id` with its contact, both locked (contact
 /// first, as [`super::contacts::find_or_create`] then [`find_or_open`] would), in one statement —
-/// or `None` when the customer is new or has no open session, for those two to handle.
+/// or `None` when the customer is new or has no open session.
 ///
 /// Every follow-up message of a conversation takes this path: one round trip instead of the
 /// contact's INSERT … ON CONFLICT, its SELECT and the session's SELECT (pipeline, issue 4). Under

@@ -1,8 +1,8 @@
 //! A customer message, step one: store it (and, when the inbox's bot needs no I/O, answer it in
 //! the same transaction). In one transaction: find the customer's contact and open session,
-//! both locked (one statement, the path of every follow-up), or else find or create the contact
-//! (locked, which serialises this customer's messages from here on) and find or open their
-//! session (locked; `session.created`); store the message unless its provider id is known
+//! both locked, which serialises this customer's messages from here on (one statement for a
+//! follow-up; else the contact is found or created and a session found or opened,
+//! `session.created` — `sessions::of_sender`); store the message unless its provider id is known
 //! (`message.ready`) — as already processed when the local bot answers it in this transaction,
 //! which then needs neither to lock it again nor to mark it afterwards.
 //! A duplicate whose bot step is done is a successful no-op (after sending anything an earlier
@@ -12,7 +12,7 @@
 use shared::{
     bot::InboxBot,
     conversation::{
-        Contact, Message, Session, contacts,
+        Contact, Message, Session,
         messages::{self, Stored},
         sessions,
         state::SessionState,
@@ -70,26 +70,13 @@ async fn store(
             .inbox_kinds
             .of_tenant(tx.conn(), &inbound.inbox_id, &inbound.tenant_id)
             .await?;
-        let sender = &inbound.contact.external_id;
-        let (contact, session) = match sessions::open_of_sender(&mut tx, &inbound.inbox_id, sender)
-            .await?
-        {
-            Some(open) => open,
-            None => {
-                let (contact, created) =
-                    contacts::find_or_create(&mut tx, &inbound.inbox_id, &inbound.contact).await?;
-                let correlation_id = &job.correlation_id;
-                // A contact created just now has no session to look for.
-                let session = if created {
-                    sessions::open_new(&mut tx, &contact, correlation_id).await?
-                } else {
-                    sessions::find_or_open(&mut tx, &contact, correlation_id)
-                        .await?
-                        .0
-                };
-                (contact, session)
-            }
-        };
+        let (contact, session) = sessions::of_sender(
+            &mut tx,
+            &inbound.inbox_id,
+            &inbound.contact,
+            &job.correlation_id,
+        )
+        .await?;
         // A local bot answers a new message on the bot path right here, in this transaction.
         let answer_now = local_bot.is_some() && session.state()? == SessionState::Bot;
         let stored =

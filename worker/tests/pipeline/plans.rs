@@ -46,6 +46,15 @@ async fn open_session_case_queue_item_and_survey_lookups_scan_no_table() {
         .await
         .unwrap();
     assert_eq!((found.id.as_str(), opened), (session_id.as_str(), false));
+    // A follow-up's look-up: contact and open session in one statement.
+    let (of_contact, open) = sessions::open_of_sender(&mut tx, &w.inbox_id, CUSTOMER)
+        .await
+        .unwrap()
+        .expect("the customer's open session");
+    assert_eq!(
+        (of_contact.id, open.id),
+        (contact.id.clone(), session_id.clone())
+    );
     let case = cases::open_for_session(&mut tx, &session_id)
         .await
         .unwrap()
