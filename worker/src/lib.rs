@@ -44,6 +44,9 @@ pub struct WorkerConfig {
     /// Postgres connections this process keeps (`None`: [`DEFAULT_DB_POOL_SIZE`]; at most the
     /// jobs it runs at once).
     pub db_pool_size: Option<usize>,
+    /// How long the outbox rows of what went out gather before one cleanup deletes them all
+    /// (`shared::events::forget`; 20 ms by default).
+    pub outbox_cleanup_after: Duration,
 }
 
 /// Postgres connections a worker process keeps by default. Fewer than the jobs it runs at once:
@@ -89,8 +92,13 @@ impl WorkerConfig {
 pub async fn run(config: WorkerConfig, stop: CancellationToken) -> anyhow::Result<()> {
     let queues = Queues::new(config.stores.redis_url.expose(), &config.stores.prefix)?;
     let db = db::pool(config.stores.database_url.expose(), config.db_pool_size())?;
-    let pipeline =
+    let mut pipeline =
         handlers::Pipeline::from_env(db.clone(), queues.clone()).map_err(anyhow::Error::msg)?;
+    pipeline.conversations.outbox = pipeline
+        .conversations
+        .outbox
+        .clone()
+        .cleaning_up_after(config.outbox_cleanup_after);
     let registry = registry::with_pipeline(db.clone(), pipeline.clone());
     let consumer_name = unique_consumer_name();
     info!(consumer = %consumer_name, queues = ?config.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), "worker starting");
@@ -179,6 +187,7 @@ mod tests {
             batch: 10,
             block: Duration::from_secs(1),
             db_pool_size,
+            outbox_cleanup_after: shared::events::forget::GATHER_FOR,
         }
     }
 

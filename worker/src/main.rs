@@ -53,6 +53,13 @@ struct Cli {
     #[arg(long, env = "WORKER_DB_POOL_SIZE")]
     db_pool_size: Option<usize>,
 
+    /// Milliseconds the outbox rows of what went out gather before one cleanup deletes them
+    /// (1–5000). Longer means fewer cleanups under load; the rows stay that long, which nothing
+    /// minds below the relay's 10 s (a rerun and shutdown clean up first).
+    #[arg(long, default_value_t = 20, env = "WORKER_OUTBOX_CLEANUP_MS",
+          value_parser = clap::value_parser!(u64).range(1..=5000))]
+    outbox_cleanup_ms: u64,
+
     /// Most entries fetched per read.
     #[arg(long, default_value_t = 100, env = "WORKER_BATCH")]
     batch: usize,
@@ -164,6 +171,7 @@ async fn work(cli: Cli, stores: StoreConfig) -> anyhow::Result<()> {
         batch: cli.batch,
         block: Duration::from_secs(2),
         db_pool_size: cli.db_pool_size,
+        outbox_cleanup_after: Duration::from_millis(cli.outbox_cleanup_ms),
     };
     worker::run(config, stop).await
 }

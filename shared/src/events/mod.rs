@@ -16,7 +16,7 @@ pub mod broadcast;
 pub mod channels;
 pub mod custom;
 pub mod envelope;
-mod forget;
+pub mod forget;
 pub mod log;
 pub mod outbox;
 pub mod types;

@@ -9,6 +9,7 @@
 //! `/api/sendText` exactly once with WAHA's documented body and key; WAHA's `message.ack` (READ)
 //! webhooks, signed with the inbox's HMAC key, go through the ingress binary and every reply
 //! ends `read`, with one `message.read` each, broadcast on exactly the matrix's channels.
+//! And a worker binary stopped by SIGTERM cleans up its last jobs' outbox rows before it exits.
 //!
 //! The `ingress` binary is taken from beside the `worker` binary (`cargo test --workspace`
 //! builds both). If it is missing (`cargo test -p worker` alone), or was built before `/api`
@@ -560,4 +561,43 @@ async fn webhook_to_csat_through_the_real_binaries() {
         "the test's matrix agrees with the pipeline's"
     );
     assert_eq!(waha.requests().len(), 4, "no reply was sent twice");
+}
+
+/// A deploy's SIGTERM: the worker binary's last jobs' outbox rows are cleaned up before it exits,
+/// so that no relay sends those events again. The cleanup window is stretched (5 s) so the rows
+/// are provably still there when the signal comes; without the shutdown flush they would stay.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_worker_cleans_up_what_its_last_jobs_sent() {
+    let w = World::new().await;
+    let subscriber = w.subscribe(&w.tenant_id).await;
+    let mut vars = env(&w);
+    vars.push(("WORKER_OUTBOX_CLEANUP_MS", "5000".into()));
+    let mut worker = spawn(
+        &PathBuf::from(env!("CARGO_BIN_EXE_worker")),
+        &["--queue=whatsapp-messages"],
+        &vars,
+    );
+    w.redis
+        .queues
+        .enqueue(&w.waha("1@c.us", "wamid-stop", "hello"))
+        .await
+        .unwrap();
+    // A new conversation: three events, seven broadcasts.
+    subscriber.wait_for(7).await;
+    let left = w.count("SELECT 1 FROM event_outbox").await;
+    assert!(left > 0, "the rows of what went out wait for their cleanup");
+
+    let pid = nix::unistd::Pid::from_raw(worker.0.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let mut status = None;
+    for _ in 0..600 {
+        status = worker.0.try_wait().unwrap();
+        if status.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(status.expect("the worker exits").success());
+    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
+    assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
 }
