@@ -7,6 +7,7 @@ use std::time::Duration;
 use shared::{
     conversation::settings::{self, BotKind, InboxSettings},
     events::Broadcaster,
+    jobs::JobRegistry,
     queue::Queues,
     testkit::unique,
 };
@@ -138,11 +139,7 @@ async fn a_redis_outage_at_publish_time_loses_no_event_and_no_delivery() {
     .await
     .unwrap();
     // A worker whose Redis is unreachable once the database work is done.
-    let dead = Queues::new("redis://127.0.0.1:1", &w.redis.prefix).unwrap();
-    let bots = shared::bot::Bots::new(w.db.pool.clone(), Default::default(), Duration::ZERO);
-    let broadcaster = Broadcaster::new(dead.clone(), w.broadcast_prefix.clone());
-    let cut_off = Pipeline::new(w.db.pool.clone(), dead, broadcaster, bots);
-    let registry = worker::registry::with_pipeline(w.db.pool.clone(), cut_off);
+    let registry = cut_off_from_redis(&w);
     let job = waha_job(&w.tenant_id, &w.inbox_id, "1@c.us", "wamid-1", "hello");
     registry.dispatch(job).await.unwrap();
     assert_eq!(w.event_types().await.len(), 3, "the events are in the log");
@@ -212,11 +209,7 @@ async fn the_retry_of_a_job_that_died_before_publishing_publishes_what_it_commit
     let w = World::new().await;
     let subscriber = w.subscribe(&w.tenant_id).await;
     // The first attempt commits everything, then cannot reach Redis (as if it died there).
-    let dead = Queues::new("redis://127.0.0.1:1", &w.redis.prefix).unwrap();
-    let bots = shared::bot::Bots::new(w.db.pool.clone(), Default::default(), Duration::ZERO);
-    let broadcaster = Broadcaster::new(dead.clone(), w.broadcast_prefix.clone());
-    let cut_off = Pipeline::new(w.db.pool.clone(), dead, broadcaster, bots);
-    let first = worker::registry::with_pipeline(w.db.pool.clone(), cut_off);
+    let first = cut_off_from_redis(&w);
     let job = w.waha("1@c.us", "wamid-1", "hello");
     first.dispatch(job.clone()).await.unwrap();
     assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 3);
@@ -263,11 +256,7 @@ async fn an_outbox_row_whose_event_was_pruned_is_dropped_by_the_relay() {
     let w = World::new().await;
     let subscriber = w.subscribe(&w.tenant_id).await;
     // Committed, never published: Redis was unreachable.
-    let dead = Queues::new("redis://127.0.0.1:1", &w.redis.prefix).unwrap();
-    let bots = shared::bot::Bots::new(w.db.pool.clone(), Default::default(), Duration::ZERO);
-    let broadcaster = Broadcaster::new(dead.clone(), w.broadcast_prefix.clone());
-    let cut_off = Pipeline::new(w.db.pool.clone(), dead, broadcaster, bots);
-    let registry = worker::registry::with_pipeline(w.db.pool.clone(), cut_off);
+    let registry = cut_off_from_redis(&w);
     let job = w.waha("1@c.us", "wamid-1", "hello");
     registry.dispatch(job).await.unwrap();
     assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 3);
@@ -306,4 +295,14 @@ async fn an_outbox_row_whose_event_was_pruned_is_dropped_by_the_relay() {
         seen.iter().all(|(_, p)| p["event"] == "message.ready"),
         "{seen:?}"
     );
+}
+
+/// A worker whose Redis is unreachable: its jobs commit everything in Postgres, then can neither
+/// publish nor enqueue.
+fn cut_off_from_redis(w: &World) -> JobRegistry {
+    let dead = Queues::new("redis://127.0.0.1:1", &w.redis.prefix).unwrap();
+    let bots = shared::bot::Bots::new(w.db.pool.clone(), Default::default(), Duration::ZERO);
+    let broadcaster = Broadcaster::new(dead.clone(), w.broadcast_prefix.clone());
+    let cut_off = Pipeline::new(w.db.pool.clone(), dead, broadcaster, bots);
+    worker::registry::with_pipeline(w.db.pool.clone(), cut_off)
 }
