@@ -13,6 +13,7 @@
 //! cargo build --release --bins && target/release/pipeline-bench --rate 1000 --seconds 10
 //! target/release/pipeline-bench --rate 1000 --seconds 10 --conversations 1000
 //! target/release/pipeline-bench --rate 1000 --seconds 10 --fsync-probe /var/lib/postgresql
+//! target/release/pipeline-bench --rate 1000 --seconds 10 --recycle-wal 400
 
 use std::{
     collections::HashMap,
@@ -64,6 +65,14 @@ struct Args {
     /// printed under the p99 of that second — a commit waits on the same disk.
     #[arg(long)]
     fsync_probe: Option<PathBuf>,
+    /// Before measuring, write this many MB of WAL and CHECKPOINT, so the cluster holds
+    /// recycled WAL segments as one that has carried traffic for a while does. A fresh cluster
+    /// has none ahead (nor one that has written more since its last checkpoint than it had
+    /// recycled): every 16 MB of WAL then creates a segment, written full of zeros and synced
+    /// while every commit waits. The report says how many were created. Needs a superuser
+    /// `--admin-url`.
+    #[arg(long, default_value_t = 0)]
+    recycle_wal: u64,
     #[arg(
         long,
         env = "DATABASE_ADMIN_URL",
@@ -149,8 +158,16 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
         wait_replies(&clock, sent).await;
         *clock.lock().unwrap() = Clock::default();
     }
+    let mut admin = AsyncPgConnection::establish(&args.admin_url).await?;
+    if args.recycle_wal > 0 {
+        wal::recycle(&mut admin, args.recycle_wal).await?;
+    }
     let pids: Vec<u32> = children.iter().map(Child::id).collect();
     let mut meter = cpu::Meter::new(&args.admin_url, &args.redis_url, pids).await?;
+    // The raw limits, in this run, on the same machine state, while the fleet idles.
+    let raw_postgres = raw::postgres(db_url, &mut meter).await?;
+    let raw_redis = raw::redis(&args.redis_url, &prefix).await?;
+    let wal_before = wal::Sample::take(&mut admin).await?;
     let before = meter.sample().await?;
     let total = (args.rate * args.seconds) as usize;
     println!(
@@ -178,6 +195,7 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
     wait_replies(&clock, sent).await;
     let syncs = probe.map(fsync_probe::Probe::finish);
     let after = meter.sample().await?;
+    let wal_after = wal::Sample::take(&mut admin).await?;
     listener.abort();
     for mut child in children {
         let _ = child.kill();
@@ -188,6 +206,8 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
         fsync_probe::report(&clock.lock().unwrap(), &syncs, dir);
     }
     cpu::report(&before, &after, sent);
+    wal::report(&wal_before, &wal_after, sent);
+    println!("raw limits, same run (before the measurement): {raw_postgres}; {raw_redis}");
     cleanup_redis(&args.redis_url, &prefix).await;
     Ok(())
 }
@@ -507,6 +527,210 @@ mod fsync_probe {
             "worst fdatasync per second ({}), ms: {}",
             dir.display(),
             line.join(" ")
+        );
+    }
+}
+
+/// What this machine does without the pipeline, measured in the same run: the ceiling each
+/// figure above is read against.
+mod raw {
+    use std::time::{Duration, Instant};
+
+    use diesel::prelude::*;
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+    use super::cpu;
+
+    const CONNECTIONS: usize = 16;
+    const SENDERS: usize = 64;
+    const FOR: Duration = Duration::from_secs(2);
+
+    diesel::table! {
+        raw_commits (id) {
+            id -> BigInt,
+            at -> Timestamptz,
+        }
+    }
+
+    /// Durable one-row transactions (a prepared INSERT, autocommit) from as many connections as
+    /// the worker's pool holds: Postgres's own commit rate here, and its CPU per commit.
+    pub async fn postgres(db_url: &str, meter: &mut cpu::Meter) -> anyhow::Result<String> {
+        let mut setup = AsyncPgConnection::establish(db_url).await?;
+        diesel::sql_query(
+            "CREATE TABLE raw_commits (id BIGSERIAL PRIMARY KEY, at TIMESTAMPTZ NOT NULL)",
+        )
+        .execute(&mut setup)
+        .await?;
+        let mut connections = Vec::with_capacity(CONNECTIONS);
+        for _ in 0..CONNECTIONS {
+            connections.push(AsyncPgConnection::establish(db_url).await?);
+        }
+        let before = meter.sample().await?;
+        let started = Instant::now();
+        let tasks: Vec<_> = connections
+            .into_iter()
+            .map(|mut conn| {
+                tokio::spawn(async move {
+                    let mut commits = 0_u64;
+                    while started.elapsed() < FOR {
+                        diesel::insert_into(raw_commits::table)
+                            .values(raw_commits::at.eq(diesel::dsl::now))
+                            .execute(&mut conn)
+                            .await?;
+                        commits += 1;
+                    }
+                    anyhow::Ok(commits)
+                })
+            })
+            .collect();
+        let mut commits = 0;
+        for task in tasks {
+            commits += task.await??;
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        let after = meter.sample().await?;
+        diesel::sql_query("DROP TABLE raw_commits")
+            .execute(&mut setup)
+            .await?;
+        Ok(format!(
+            "Postgres {:.0} durable one-row commits/s over {CONNECTIONS} connections ({:.3} ms of Postgres CPU each)",
+            commits as f64 / elapsed,
+            (after.postgres - before.postgres) * 1000.0 / commits.max(1) as f64,
+        ))
+    }
+
+    /// PUBLISH of a broadcast-sized payload to a channel nobody hears, from many senders over
+    /// one multiplexed connection (as the worker sends).
+    pub async fn redis(redis_url: &str, prefix: &str) -> anyhow::Result<String> {
+        let conn = redis::Client::open(redis_url)?
+            .get_multiplexed_async_connection()
+            .await?;
+        let channel = format!("{prefix}:raw");
+        let payload = "x".repeat(600);
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..SENDERS)
+            .map(|_| {
+                let (mut conn, channel, payload) = (conn.clone(), channel.clone(), payload.clone());
+                tokio::spawn(async move {
+                    let mut sent = 0_u64;
+                    while started.elapsed() < FOR {
+                        let _: i64 = redis::cmd("PUBLISH")
+                            .arg(&channel)
+                            .arg(&payload)
+                            .query_async(&mut conn)
+                            .await?;
+                        sent += 1;
+                    }
+                    anyhow::Ok(sent)
+                })
+            })
+            .collect();
+        let mut sent = 0;
+        for task in tasks {
+            sent += task.await??;
+        }
+        Ok(format!(
+            "Redis {:.0} PUBLISH/s from {SENDERS} senders on one connection",
+            sent as f64 / started.elapsed().as_secs_f64()
+        ))
+    }
+}
+
+/// What the measured messages wrote to the WAL, and whether its segments had to be created on
+/// the way. A backend that fills a segment opens the next one holding the WAL write lock; if no
+/// recycled file is there, it writes a new 16 MB file full of zeros and syncs it first, and every
+/// commit waits meanwhile (on the development VM: 20–40 ms, about every 2.4 s at 1,000
+/// follow-ups/s, watched in `pg_wal`). Postgres recycles old segments at each checkpoint (up to
+/// `max_wal_size` worth, by the WAL of recent checkpoint cycles, never fewer than
+/// `min_wal_size`), so a cluster under steady traffic seldom creates one; a new one (one
+/// segment, as on a fresh machine) creates them all.
+mod wal {
+    use diesel::{QueryableByName, sql_types::BigInt};
+    use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+    pub struct Sample {
+        /// The WAL segment the next record goes to.
+        segment: i64,
+        /// WAL files already there beyond it (recycled, ready to be written).
+        ahead: i64,
+        bytes: i64,
+        full_page_images: i64,
+        syncs: i64,
+        wal_buffers_full: i64,
+    }
+
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = BigInt)]
+        segment: i64,
+        #[diesel(sql_type = BigInt)]
+        ahead: i64,
+        #[diesel(sql_type = BigInt)]
+        bytes: i64,
+        #[diesel(sql_type = BigInt)]
+        full_page_images: i64,
+        #[diesel(sql_type = BigInt)]
+        syncs: i64,
+        #[diesel(sql_type = BigInt)]
+        wal_buffers_full: i64,
+    }
+
+    impl Sample {
+        pub async fn take(admin: &mut AsyncPgConnection) -> anyhow::Result<Self> {
+            let row: Row = diesel::sql_query(
+                "WITH here AS (
+                   SELECT pg_current_wal_insert_lsn() AS lsn,
+                          pg_walfile_name(pg_current_wal_insert_lsn()) AS file,
+                          (SELECT setting::bigint FROM pg_settings
+                            WHERE name = 'wal_segment_size') AS segment_size)
+                 SELECT (here.lsn - '0/0'::pg_lsn)::bigint / here.segment_size AS segment,
+                        (SELECT count(*) FROM pg_ls_waldir()
+                          WHERE name ~ '^[0-9A-F]{24}$' AND name > here.file) AS ahead,
+                        (here.lsn - '0/0'::pg_lsn)::bigint AS bytes,
+                        w.wal_fpi AS full_page_images, w.wal_sync AS syncs,
+                        w.wal_buffers_full
+                   FROM here, pg_stat_wal w",
+            )
+            .get_result(admin)
+            .await?;
+            Ok(Self {
+                segment: row.segment,
+                ahead: row.ahead,
+                bytes: row.bytes,
+                full_page_images: row.full_page_images,
+                syncs: row.syncs,
+                wal_buffers_full: row.wal_buffers_full,
+            })
+        }
+    }
+
+    /// Writes `mb` MB of WAL (logical messages: no table grows) and checkpoints, which recycles
+    /// the segments that WAL filled into segments ahead.
+    pub async fn recycle(admin: &mut AsyncPgConnection, mb: u64) -> anyhow::Result<()> {
+        for _ in 0..mb {
+            diesel::sql_query(
+                "SELECT pg_logical_emit_message(false, 'pipeline-bench', repeat('x', 1048576))",
+            )
+            .execute(admin)
+            .await?;
+        }
+        diesel::sql_query("CHECKPOINT").execute(admin).await?;
+        Ok(())
+    }
+
+    pub fn report(before: &Sample, after: &Sample, messages: usize) {
+        let bytes = after.bytes - before.bytes;
+        let per_message = |n: i64| n as f64 / messages.max(1) as f64;
+        let filled = after.segment - before.segment;
+        let created = (filled - before.ahead).max(0);
+        println!(
+            "WAL: {:.1} MB ({:.1} KB per message, {:.2} full-page images per message), {} syncs, {} waits for a full WAL buffer; {filled} segment(s) filled, {} ready ahead, so {created} created during the run",
+            bytes as f64 / 1e6,
+            per_message(bytes) / 1e3,
+            per_message(after.full_page_images - before.full_page_images),
+            after.syncs - before.syncs,
+            after.wal_buffers_full - before.wal_buffers_full,
+            before.ahead,
         );
     }
 }
