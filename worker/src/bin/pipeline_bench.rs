@@ -579,16 +579,22 @@ mod raw {
                             .await?;
                         commits += 1;
                     }
-                    anyhow::Ok(commits)
+                    // Kept open until sampled: an exiting backend's CPU is in neither the
+                    // live processes nor the reaped ones until the postmaster reaps it.
+                    anyhow::Ok((commits, conn))
                 })
             })
             .collect();
         let mut commits = 0;
+        let mut open = Vec::with_capacity(CONNECTIONS);
         for task in tasks {
-            commits += task.await??;
+            let (n, conn) = task.await??;
+            commits += n;
+            open.push(conn);
         }
         let elapsed = started.elapsed().as_secs_f64();
         let after = meter.sample().await?;
+        drop(open);
         diesel::sql_query("DROP TABLE raw_commits")
             .execute(&mut setup)
             .await?;
