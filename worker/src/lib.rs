@@ -47,6 +47,10 @@ pub struct WorkerConfig {
     /// How long the outbox rows of what went out gather before one cleanup deletes them all
     /// (`shared::events::forget`; 20 ms by default).
     pub outbox_cleanup_after: Duration,
+    /// Inbound store transactions run at once, and most jobs' store steps in one
+    /// (`handlers::batch`; 8 and 8 by default, 1 step: no batching).
+    pub store_transactions: usize,
+    pub store_steps: usize,
 }
 
 /// Postgres connections a worker process keeps by default. Fewer than the jobs it runs at once:
@@ -99,6 +103,7 @@ pub async fn run(config: WorkerConfig, stop: CancellationToken) -> anyhow::Resul
         .outbox
         .clone()
         .cleaning_up_after(config.outbox_cleanup_after);
+    let pipeline = pipeline.batching_stores(config.store_transactions, config.store_steps);
     let registry = registry::with_pipeline(db.clone(), pipeline.clone());
     let consumer_name = unique_consumer_name();
     info!(consumer = %consumer_name, queues = ?config.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>(), "worker starting");
@@ -188,6 +193,8 @@ mod tests {
             block: Duration::from_secs(1),
             db_pool_size,
             outbox_cleanup_after: shared::events::forget::GATHER_FOR,
+            store_transactions: handlers::STORE_TRANSACTIONS,
+            store_steps: handlers::STORE_STEPS_PER_TRANSACTION,
         }
     }
 

@@ -60,6 +60,17 @@ struct Cli {
           value_parser = clap::value_parser!(u64).range(1..=5000))]
     outbox_cleanup_ms: u64,
 
+    /// Inbound store transactions this process runs at once. Steps that arrive while all are
+    /// busy wait and go together into the next one (group commit).
+    #[arg(long, default_value_t = worker::handlers::STORE_TRANSACTIONS, env = "WORKER_STORE_TRANSACTIONS",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    store_transactions: usize,
+
+    /// Most inbound messages stored in one transaction (1: each in its own).
+    #[arg(long, default_value_t = worker::handlers::STORE_STEPS_PER_TRANSACTION, env = "WORKER_STORE_BATCH",
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    store_batch: usize,
+
     /// Most entries fetched per read.
     #[arg(long, default_value_t = 100, env = "WORKER_BATCH")]
     batch: usize,
@@ -172,6 +183,8 @@ async fn work(cli: Cli, stores: StoreConfig) -> anyhow::Result<()> {
         block: Duration::from_secs(2),
         db_pool_size: cli.db_pool_size,
         outbox_cleanup_after: Duration::from_millis(cli.outbox_cleanup_ms),
+        store_transactions: cli.store_transactions,
+        store_steps: cli.store_batch,
     };
     worker::run(config, stop).await
 }

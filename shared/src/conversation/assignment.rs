@@ -34,6 +34,9 @@ const MAX_PER_CALL: usize = 100;
 
 /// Assigns waiting items of the transaction's tenant while agents have room.
 pub async fn assign_waiting(tx: &mut Tx) -> Result<Vec<Assignment>, ConversationError> {
+    if tx.is_shared() {
+        return Err(ConversationError::NeedsOwnTransaction);
+    }
     let tenant_id = tx.tenant_id().to_owned();
     diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind::<diesel::sql_types::Text, _>(format!("assign:{tenant_id}"))

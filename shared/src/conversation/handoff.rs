@@ -68,6 +68,11 @@ pub async fn hand_off(
     trigger: Trigger,
     message: Option<&Message>,
 ) -> Result<Handoff, ConversationError> {
+    // Assignment locks the tenant and its agents: with several customers' locks held as well,
+    // two shared transactions could wait on each other.
+    if tx.is_shared() {
+        return Err(ConversationError::NeedsOwnTransaction);
+    }
     transition(&session.id, session.state()?, SessionState::Live)?;
     if trigger.is_request()
         && let Some(message) = message

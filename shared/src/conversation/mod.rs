@@ -65,6 +65,10 @@ pub enum ConversationError {
     Pool(String),
     #[error("events: {0}")]
     Events(#[from] EventError),
+    /// A step that takes tenant-wide locks (a handoff) was tried in a transaction shared by
+    /// several jobs ([`Tx::switch_cause`]); run it in a transaction of its own.
+    #[error("a handoff needs a transaction of its own")]
+    NeedsOwnTransaction,
 }
 
 impl ConversationError {
@@ -85,7 +89,7 @@ impl ConversationError {
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Database(_) | Self::Pool(_) => true,
+            Self::Database(_) | Self::Pool(_) | Self::NeedsOwnTransaction => true,
             Self::Events(error) => !matches!(
                 error,
                 EventError::MissingRoute { .. } | EventError::InvalidChannel { .. }

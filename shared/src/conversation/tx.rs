@@ -5,6 +5,12 @@
 //! to the event log and its jobs staged in the job outbox, all in one round trip; after it, the
 //! events are published and the jobs enqueued. Dropping a `Tx` without committing rolls back: the
 //! pool discards a connection returned mid-transaction.
+//!
+//! A `Tx` may also carry several jobs' steps, one after another ([`Tx::switch_cause`]): each
+//! step's events and jobs are written under its own causation id, and the transaction commits
+//! once for all of them (group commit: the worker's inbound store steps, worker/src/handlers/
+//! batch.rs). Such a shared transaction refuses a handoff, whose tenant-wide locks could
+//! deadlock against another shared transaction ([`ConversationError::NeedsOwnTransaction`]).
 
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 
@@ -25,6 +31,10 @@ pub struct Tx {
     effects: Effects,
     /// Events emitted and not yet appended (that happens in [`Tx::commit`]).
     events: Vec<Prepared>,
+    /// How many of `effects.jobs` are already written to the job outbox.
+    jobs_written: usize,
+    /// Whether this transaction carries more than one job's step.
+    shared: bool,
     channel_prefix: String,
 }
 
@@ -44,6 +54,8 @@ impl Tx {
             ctx,
             effects: Effects::default(),
             events: Vec::new(),
+            jobs_written: 0,
+            shared: false,
             channel_prefix: channel_prefix.to_owned(),
         })
     }
@@ -64,6 +76,20 @@ impl Tx {
 
     pub fn causation_id(&self) -> &str {
         &self.ctx.causation_id
+    }
+
+    /// Whether this transaction carries several jobs' steps ([`Tx::switch_cause`]).
+    pub fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Ends the current step: its events and jobs are written now, under its causation id, and
+    /// what follows belongs to `causation_id` — one more job's step in this same transaction.
+    pub async fn switch_cause(&mut self, causation_id: &str) -> Result<(), ConversationError> {
+        self.write_step().await?;
+        self.ctx.causation_id = causation_id.to_owned();
+        self.shared = true;
+        Ok(())
     }
 
     /// Records `event` in this transaction: its channels are checked now, it is appended to the
@@ -88,10 +114,17 @@ impl Tx {
 
     /// Commits; returns what is to be published and enqueued now.
     pub async fn commit(mut self) -> Result<Effects, ConversationError> {
-        // The events and the staged jobs, in one round trip that also says whether the tenant
-        // has subscriptions.
+        self.write_step().await?;
+        AnsiTransactionManager::commit_transaction(&mut *self.conn).await?;
+        Ok(std::mem::take(&mut self.effects))
+    }
+
+    /// Writes the current step's events and staged jobs (one round trip that also says whether
+    /// the tenant has subscriptions), and its `webhook.fanout` job if it needs one.
+    async fn write_step(&mut self) -> Result<(), ConversationError> {
+        let first_event = self.effects.events.len();
         let mut has_subscriptions = false;
-        if !self.events.is_empty() || !self.effects.jobs.is_empty() {
+        if !self.events.is_empty() || self.effects.jobs.len() > self.jobs_written {
             let events = std::mem::take(&mut self.events);
             // Boxed for the same reason as the staging below.
             let append: std::pin::Pin<
@@ -100,28 +133,22 @@ impl Tx {
                 &mut self.conn,
                 &self.ctx,
                 events,
-                &self.effects.jobs,
+                &self.effects.jobs[self.jobs_written..],
             ));
             let appended = append.await?;
             self.effects.events.extend(appended.events);
             has_subscriptions = appended.tenant_has_subscriptions;
         }
-        // Webhook subscriptions: one `webhook.fanout` job for this transaction's events,
-        // staged with them so that a committed event always reaches fan-out — unless the tenant
-        // has no subscription at all (most tenants, most of the time), when the job would only
-        // find nothing to do: skipping it saves an outbox row, an enqueue and a job run per
+        // Webhook subscriptions: one `webhook.fanout` job for this step's events, staged with
+        // them so that a committed event always reaches fan-out — unless the tenant has no
+        // subscription at all (most tenants, most of the time), when the job would only find
+        // nothing to do: skipping it saves an outbox row, an enqueue and a job run per
         // transaction. The check runs last before COMMIT (with the append); a subscription
         // committed after it is treated like one created after these events (it gets later
         // events, and `replay` delivers these).
-        let event_ids: Vec<String> = self
-            .effects
-            .events
-            .iter()
-            .map(|e| e.envelope.id.clone())
-            .collect();
-        let correlation = self
-            .effects
-            .events
+        let step_events = &self.effects.events[first_event..];
+        let event_ids: Vec<String> = step_events.iter().map(|e| e.envelope.id.clone()).collect();
+        let correlation = step_events
             .first()
             .map(|e| e.envelope.correlation_id.clone())
             .unwrap_or_default();
@@ -143,8 +170,8 @@ impl Tx {
             stage.await?;
             self.effects.jobs.push(staged);
         }
-        AnsiTransactionManager::commit_transaction(&mut *self.conn).await?;
-        Ok(std::mem::take(&mut self.effects))
+        self.jobs_written = self.effects.jobs.len();
+        Ok(())
     }
 
     pub async fn rollback(mut self) -> Result<(), ConversationError> {

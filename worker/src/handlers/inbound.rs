@@ -8,11 +8,15 @@
 //! A duplicate whose bot step is done is a successful no-op (after sending anything an earlier
 //! attempt committed but did not publish); one whose bot step a crash interrupted goes on to
 //! [`super::respond`] like a new message.
+//!
+//! Store steps go through [`super::batch`], which runs several jobs' steps in one transaction
+//! when they queue up.
+
+use std::sync::Arc;
 
 use shared::{
-    bot::InboxBot,
     conversation::{
-        Contact, Message, Session,
+        Contact, ConversationError, Message, Session, Tx,
         messages::{self, Stored},
         sessions,
         state::SessionState,
@@ -22,7 +26,7 @@ use shared::{
     queue::Job,
 };
 
-use super::{Pipeline, parse, respond};
+use super::{Pipeline, batch::StoreStep, parse, respond};
 
 /// What step one leaves for step two.
 pub struct Landed {
@@ -35,10 +39,31 @@ pub struct Landed {
 }
 
 pub async fn handle(p: &Pipeline, job: &Job) -> Result<(), JobError> {
-    let inbound = parse::inbound(job).map_err(JobError::permanent)?;
+    let step = step(p, job).await?;
+    let inbound = step.inbound.clone();
+    let landed = p.store_steps.store(p, step).await?;
+    after_store(p, job, &inbound, landed).await
+}
+
+/// The job's store step: its message parsed, its inbox's bot when that answers in place.
+pub(super) async fn step(p: &Pipeline, job: &Job) -> Result<StoreStep, JobError> {
+    let inbound = Arc::new(parse::inbound(job).map_err(JobError::permanent)?);
     let inbox_bot = p.bots.for_inbox(&inbound.inbox_id).await?;
-    let local = inbox_bot.is_local().then_some(&inbox_bot);
-    let landed = store(p, job, &inbound, local).await?;
+    Ok(StoreStep {
+        job: job.clone(),
+        inbound,
+        local_bot: inbox_bot.is_local().then_some(inbox_bot),
+    })
+}
+
+/// What follows a stored message: a rerun sends what an earlier attempt left; a message the
+/// local bot did not answer goes to step two.
+pub(super) async fn after_store(
+    p: &Pipeline,
+    job: &Job,
+    inbound: &parse::Inbound,
+    landed: Landed,
+) -> Result<(), JobError> {
     if landed.duplicate {
         // A rerun: whatever an earlier attempt committed but did not get out goes now.
         let origin = job.id.to_string();
@@ -51,58 +76,55 @@ pub async fn handle(p: &Pipeline, job: &Job) -> Result<(), JobError> {
     if landed.message.processed_at.is_some() {
         return Ok(());
     }
-    respond::respond(p, job, &inbound, landed).await
+    respond::respond(p, job, inbound, landed).await
 }
 
-/// Step one; with a local bot, step two in the same transaction.
-async fn store(
-    p: &Pipeline,
-    job: &Job,
-    inbound: &parse::Inbound,
-    local_bot: Option<&InboxBot>,
-) -> Result<Landed, JobError> {
+/// Step one in a transaction of its own (with a local bot, step two too); then sends.
+pub(super) async fn store_alone(p: &Pipeline, step: &StoreStep) -> Result<Landed, JobError> {
     let mut tx = p
         .conversations
-        .begin(&inbound.tenant_id, &job.id.to_string())
+        .begin(&step.inbound.tenant_id, &step.job.id.to_string())
         .await?;
-    let result = async {
-        let kind = p
-            .inbox_kinds
-            .of_tenant(tx.conn(), &inbound.inbox_id, &inbound.tenant_id)
-            .await?;
-        let (contact, session) = sessions::of_sender(
-            &mut tx,
-            &inbound.inbox_id,
-            &inbound.contact,
-            &job.correlation_id,
-        )
-        .await?;
-        // A local bot answers a new message on the bot path right here, in this transaction.
-        let answer_now = local_bot.is_some() && session.state()? == SessionState::Bot;
-        let stored =
-            messages::store_inbound(&mut tx, &session, inbound.message.clone(), answer_now).await?;
-        let duplicate = matches!(stored, Stored::Duplicate(_));
-        if duplicate {
-            tracing::debug!(message_id = %stored.message().id, "duplicate provider message");
-        }
-        let landed = Landed {
-            kind,
-            contact,
-            session,
-            message: stored.message().clone(),
-            duplicate,
-        };
-        if let Some(inbox_bot) = local_bot
-            && answer_now
-            && !duplicate
-        {
-            // Stored as processed just now, on the session this transaction holds.
-            respond::respond_in(&mut tx, inbound, &landed, inbox_bot).await?;
-        }
-        Ok(landed)
-    }
-    .await;
+    let result = store_in(p, &mut tx, step).await;
     let (landed, effects) = tx.finish(result).await?;
     p.conversations.settle(effects).await;
+    Ok(landed)
+}
+
+/// Step one (with a local bot, step two too) in `tx`, which may be shared with other jobs'
+/// steps (super::batch).
+pub(super) async fn store_in(
+    p: &Pipeline,
+    tx: &mut Tx,
+    step: &StoreStep,
+) -> Result<Landed, ConversationError> {
+    let (job, inbound) = (&step.job, &*step.inbound);
+    let kind = p
+        .inbox_kinds
+        .of_tenant(tx.conn(), &inbound.inbox_id, &inbound.tenant_id)
+        .await?;
+    let (contact, session) =
+        sessions::of_sender(tx, &inbound.inbox_id, &inbound.contact, &job.correlation_id).await?;
+    // A local bot answers a new message on the bot path right here, in this transaction.
+    let answer_now = step.local_bot.is_some() && session.state()? == SessionState::Bot;
+    let stored = messages::store_inbound(tx, &session, inbound.message.clone(), answer_now).await?;
+    let duplicate = matches!(stored, Stored::Duplicate(_));
+    if duplicate {
+        tracing::debug!(message_id = %stored.message().id, "duplicate provider message");
+    }
+    let landed = Landed {
+        kind,
+        contact,
+        session,
+        message: stored.message().clone(),
+        duplicate,
+    };
+    if let Some(inbox_bot) = &step.local_bot
+        && answer_now
+        && !duplicate
+    {
+        // Stored as processed just now, on the session this transaction holds.
+        respond::respond_in(tx, inbound, &landed, inbox_bot).await?;
+    }
     Ok(landed)
 }

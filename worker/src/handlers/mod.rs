@@ -10,6 +10,7 @@
 //! transitions are permanent, database, Redis and bot outages transient. Replies go out through
 //! `delivery.send` ([`outbound`]), shared::channels' handler on the pipeline's tables.
 
+pub mod batch;
 mod inbound;
 mod inbox_kinds;
 pub mod outbound;
@@ -39,7 +40,14 @@ pub struct Pipeline {
     inbox_kinds: inbox_kinds::InboxKinds,
     /// Outbound settings for `delivery.send`; `None` leaves the kind unregistered.
     pub outbound: Option<Arc<dyn shared::channels::SettingsSource>>,
+    /// Inbound store steps, several to a transaction when they queue up ([`batch`]).
+    pub store_steps: Arc<batch::StoreBatcher>,
 }
+
+/// Store transactions a worker process runs at once, by default ([`batch`]).
+pub const STORE_TRANSACTIONS: usize = 8;
+/// Most store steps in one transaction, by default ([`batch`]).
+pub const STORE_STEPS_PER_TRANSACTION: usize = 8;
 
 impl Pipeline {
     pub fn new(db: DbPool, queues: Queues, broadcaster: Broadcaster, bots: Bots) -> Self {
@@ -48,7 +56,18 @@ impl Pipeline {
             bots,
             inbox_kinds: inbox_kinds::InboxKinds::default(),
             outbound: None,
+            store_steps: Arc::new(batch::StoreBatcher::new(
+                STORE_TRANSACTIONS,
+                STORE_STEPS_PER_TRANSACTION,
+            )),
         }
+    }
+
+    /// Runs at most `transactions` store transactions at once, each of at most `max_steps`
+    /// jobs' store steps (1: every step in a transaction of its own).
+    pub fn batching_stores(mut self, transactions: usize, max_steps: usize) -> Self {
+        self.store_steps = Arc::new(batch::StoreBatcher::new(transactions, max_steps));
+        self
     }
 
     /// With `BROADCAST_PREFIX`, `BOT_RULES_FILE`, `BOT_CACHE_SECS` from the environment, and

@@ -10,6 +10,7 @@ mod concurrency;
 mod dedup;
 mod deliveries;
 mod e2e;
+mod group_commit;
 mod http;
 mod isolation;
 mod journey;

@@ -1,0 +1,157 @@
+//! Group commit (worker/src/handlers/batch.rs): store steps of several jobs in one transaction,
+//! each job keeping its own events and outcome; anything that cannot share (a handoff, a failing
+//! step) makes every step run alone instead.
+
+use shared::jobs::JobError;
+use worker::handlers::batch::handle_together;
+
+use crate::{World, tenant, waha_job};
+
+/// Transactions that wrote the inbound messages (`xmin` is the writing transaction's id).
+const INBOUND_WRITERS: &str =
+    "SELECT DISTINCT xmin::text FROM messages WHERE direction = 'inbound'";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_customers_messages_share_one_transaction_and_keep_their_own_events() {
+    let w = World::new().await;
+    let jobs: Vec<_> = (0..4)
+        .map(|c| w.waha(&format!("{c}@c.us"), &format!("m-{c}"), "hello"))
+        .collect();
+    let outcomes = handle_together(&w.pipeline, &jobs).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+
+    assert_eq!(w.count(INBOUND_WRITERS).await, 1, "one transaction");
+    assert_eq!(w.count("SELECT 1 FROM contacts").await, 4);
+    assert_eq!(w.count("SELECT 1 FROM sessions").await, 4);
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE sender_type = 'bot'")
+            .await,
+        4
+    );
+    // Each job's events carry its own id as causation: session.created and two message.ready.
+    for job in &jobs {
+        let sql = format!(
+            "SELECT type FROM event_logs WHERE causation_id = '{}'",
+            job.id
+        );
+        assert_eq!(w.count(&sql).await, 3, "events of {}", job.id);
+    }
+    // One delivery per bot reply, staged under the job that made it.
+    assert_eq!(w.deliveries().await.len(), 4);
+    for job in &jobs {
+        let sql = format!("SELECT 1 FROM job_outbox WHERE origin = '{}'", job.id);
+        assert_eq!(w.count(&sql).await, 0, "sent and cleaned up: {}", job.id);
+    }
+    // Every event went out: nothing is left in the outbox for the relay.
+    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_handoff_makes_every_step_run_in_a_transaction_of_its_own() {
+    let w = World::new().await;
+    w.agent("Dana", 3).await;
+    let jobs = vec![
+        w.waha("a@c.us", "m-a", "hello"),
+        w.waha("b@c.us", "m-b", "agent"),
+        w.waha("c@c.us", "m-c", "hello"),
+    ];
+    let outcomes = handle_together(&w.pipeline, &jobs).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+
+    assert_eq!(w.count(INBOUND_WRITERS).await, 3, "each step alone");
+    assert_eq!(w.count("SELECT 1 FROM sessions").await, 3);
+    assert_eq!(
+        w.count("SELECT 1 FROM sessions WHERE state = 'live'").await,
+        1
+    );
+    assert_eq!(w.count("SELECT 1 FROM cases").await, 1);
+    let types = w.event_types().await;
+    assert_eq!(types.iter().filter(|t| *t == "agent.assigned").count(), 1);
+    // The rolled-back attempt left nothing behind: every aggregate's versions are 1..n once.
+    assert_eq!(
+        w.count(
+            "SELECT aggregate_id FROM event_logs GROUP BY aggregate_type, aggregate_id \
+             HAVING max(aggregate_version) <> count(*)"
+        )
+        .await,
+        0
+    );
+    assert_eq!(types.iter().filter(|t| *t == "session.created").count(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_step_fails_only_its_own_job() {
+    let w = World::new().await;
+    // A job that names this tenant but another tenant's inbox: its step fails (not found).
+    let (_, foreign_inbox) = tenant(&w.db, "Other").await;
+    let jobs = vec![
+        w.waha("a@c.us", "m-a", "hello"),
+        waha_job(&w.tenant_id, &foreign_inbox, "x@c.us", "m-x", "hello"),
+        w.waha("c@c.us", "m-c", "hello"),
+    ];
+    let outcomes = handle_together(&w.pipeline, &jobs).await;
+    assert!(outcomes[0].is_ok(), "{outcomes:?}");
+    assert!(
+        matches!(&outcomes[1], Err(JobError::Permanent(e)) if e.contains("not found")),
+        "{outcomes:?}"
+    );
+    assert!(outcomes[2].is_ok(), "{outcomes:?}");
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE direction = 'inbound'")
+            .await,
+        2
+    );
+    assert_eq!(w.count(INBOUND_WRITERS).await, 2, "each step alone");
+    assert_eq!(w.count("SELECT 1 FROM contacts").await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_same_message_twice_in_one_transaction_is_stored_and_answered_once() {
+    let w = World::new().await;
+    let first = w.waha("a@c.us", "m-1", "hello");
+    let redelivered = w.waha("a@c.us", "m-1", "hello");
+    let outcomes = handle_together(&w.pipeline, &[first, redelivered]).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE direction = 'inbound'")
+            .await,
+        1
+    );
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE sender_type = 'bot'")
+            .await,
+        1
+    );
+    assert_eq!(w.count(INBOUND_WRITERS).await, 1, "one transaction");
+    assert_eq!(w.deliveries().await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_arriving_together_share_transactions_through_the_handler() {
+    // Forty customers' first messages at once through the registry, one store transaction at a
+    // time: all but the first wait for it and go together into the next ones.
+    let mut w = World::new().await;
+    w.pipeline = w.pipeline.clone().batching_stores(1, 8);
+    w.registry = worker::registry::with_pipeline(w.db.pool.clone(), w.pipeline.clone());
+    let jobs: Vec<_> = (0..40)
+        .map(|c| w.waha(&format!("{c}@c.us"), &format!("m-{c}"), "hello"))
+        .collect();
+    let outcomes = futures::future::join_all(jobs.iter().map(|j| w.run(j))).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE direction = 'inbound'")
+            .await,
+        40
+    );
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE sender_type = 'bot'")
+            .await,
+        40
+    );
+    let writers = w.count(INBOUND_WRITERS).await;
+    assert!(
+        (5..40).contains(&writers),
+        "40 messages in {writers} transactions (at most 8 each, fewer than one each)"
+    );
+    assert_eq!(w.deliveries().await.len(), 40);
+}
