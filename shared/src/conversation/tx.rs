@@ -85,6 +85,7 @@ impl Tx {
 
     /// Ends the current step: its events and jobs are written now, under its causation id, and
     /// what follows belongs to `causation_id` — one more job's step in this same transaction.
+    /// From then on the transaction counts as shared (call it before the first step too).
     pub async fn switch_cause(&mut self, causation_id: &str) -> Result<(), ConversationError> {
         self.write_step().await?;
         self.ctx.causation_id = causation_id.to_owned();

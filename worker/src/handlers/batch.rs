@@ -220,7 +220,7 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
         .await
         .map_err(step_failed)?;
     let mut landed = Vec::with_capacity(steps.len());
-    for (index, step) in steps.iter().enumerate() {
+    for step in steps {
         let span = tracing::info_span!(
             "store_step",
             job_id = %step.job.id,
@@ -228,7 +228,8 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
             shared_with = steps.len() - 1,
         );
         let outcome = async {
-            if index > 0 {
+            // From the first step on when there are several (so that none hands off).
+            if steps.len() > 1 {
                 tx.switch_cause(&step.job.id.to_string()).await?;
             }
             inbound::store_in(p, &mut tx, step).await
