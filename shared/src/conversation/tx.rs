@@ -31,8 +31,8 @@ pub struct Tx {
     effects: Effects,
     /// Events emitted and not yet appended (that happens in [`Tx::commit`]).
     events: Vec<Prepared>,
-    /// How many of `effects.jobs` are already written to the job outbox.
-    jobs_written: usize,
+    /// The causation id each of `effects.jobs` was staged under (the job outbox's origin).
+    job_origins: Vec<String>,
     /// Whether this transaction carries more than one job's step.
     shared: bool,
     channel_prefix: String,
@@ -54,7 +54,7 @@ impl Tx {
             ctx,
             effects: Effects::default(),
             events: Vec::new(),
-            jobs_written: 0,
+            job_origins: Vec::new(),
             shared: false,
             channel_prefix: channel_prefix.to_owned(),
         })
@@ -83,14 +83,12 @@ impl Tx {
         self.shared
     }
 
-    /// Ends the current step: its events and jobs are written now, under its causation id, and
-    /// what follows belongs to `causation_id` — one more job's step in this same transaction.
-    /// From then on the transaction counts as shared (call it before the first step too).
-    pub async fn switch_cause(&mut self, causation_id: &str) -> Result<(), ConversationError> {
-        self.write_step().await?;
+    /// Ends the current step: what follows belongs to `causation_id` — one more job's step in
+    /// this same transaction (its events and staged jobs carry that id). From then on the
+    /// transaction counts as shared: call it before the first step too.
+    pub fn switch_cause(&mut self, causation_id: &str) {
         self.ctx.causation_id = causation_id.to_owned();
         self.shared = true;
-        Ok(())
     }
 
     /// Records `event` in this transaction: its channels are checked now, it is appended to the
@@ -110,22 +108,16 @@ impl Tx {
         dedup_key: Option<String>,
     ) -> Result<(), ConversationError> {
         self.effects.jobs.push(StagedJob { job, dedup_key });
+        self.job_origins.push(self.ctx.causation_id.clone());
         Ok(())
     }
 
     /// Commits; returns what is to be published and enqueued now.
     pub async fn commit(mut self) -> Result<Effects, ConversationError> {
-        self.write_step().await?;
-        AnsiTransactionManager::commit_transaction(&mut *self.conn).await?;
-        Ok(std::mem::take(&mut self.effects))
-    }
-
-    /// Writes the current step's events and staged jobs (one round trip that also says whether
-    /// the tenant has subscriptions), and its `webhook.fanout` job if it needs one.
-    async fn write_step(&mut self) -> Result<(), ConversationError> {
-        let first_event = self.effects.events.len();
+        // The events and the staged jobs of every step, in one round trip that also says
+        // whether the tenant has subscriptions.
         let mut has_subscriptions = false;
-        if !self.events.is_empty() || self.effects.jobs.len() > self.jobs_written {
+        if !self.events.is_empty() || !self.effects.jobs.is_empty() {
             let events = std::mem::take(&mut self.events);
             // Boxed for the same reason as the staging below.
             let append: std::pin::Pin<
@@ -134,45 +126,59 @@ impl Tx {
                 &mut self.conn,
                 &self.ctx,
                 events,
-                &self.effects.jobs[self.jobs_written..],
+                &self.effects.jobs,
+                &self.job_origins,
             ));
             let appended = append.await?;
             self.effects.events.extend(appended.events);
             has_subscriptions = appended.tenant_has_subscriptions;
         }
-        // Webhook subscriptions: one `webhook.fanout` job for this step's events, staged with
-        // them so that a committed event always reaches fan-out — unless the tenant has no
-        // subscription at all (most tenants, most of the time), when the job would only find
-        // nothing to do: skipping it saves an outbox row, an enqueue and a job run per
-        // transaction. The check runs last before COMMIT (with the append); a subscription
-        // committed after it is treated like one created after these events (it gets later
-        // events, and `replay` delivers these).
-        let step_events = &self.effects.events[first_event..];
-        let event_ids: Vec<String> = step_events.iter().map(|e| e.envelope.id.clone()).collect();
-        let correlation = step_events
-            .first()
-            .map(|e| e.envelope.correlation_id.clone())
-            .unwrap_or_default();
-        let staged = if has_subscriptions {
-            crate::webhooks::fanout_job::staged(&self.ctx.tenant_id, &correlation, event_ids)
-        } else {
-            None
-        };
-        if let Some(staged) = staged {
-            // Boxed: keeps the commit future's type small (deeply nested callers overflow the
-            // trait solver otherwise).
-            let stage: std::pin::Pin<
-                Box<dyn std::future::Future<Output = Result<(), _>> + Send + '_>,
-            > = Box::pin(outbox::stage_job(
-                &mut self.conn,
-                &self.ctx.causation_id,
-                &staged,
-            ));
-            stage.await?;
-            self.effects.jobs.push(staged);
+        // Webhook subscriptions: one `webhook.fanout` job per step's events, staged with them so
+        // that a committed event always reaches fan-out — unless the tenant has no subscription
+        // at all (most tenants, most of the time), when the job would only find nothing to do:
+        // skipping it saves an outbox row, an enqueue and a job run per transaction. The check
+        // runs last before COMMIT (with the append); a subscription committed after it is
+        // treated like one created after these events (it gets later events, and `replay`
+        // delivers these).
+        if has_subscriptions {
+            for (causation_id, event_ids, correlation) in self.steps_events() {
+                let Some(staged) = crate::webhooks::fanout_job::staged(
+                    &self.ctx.tenant_id,
+                    &correlation,
+                    event_ids,
+                ) else {
+                    continue;
+                };
+                // Boxed: keeps the commit future's type small (deeply nested callers overflow
+                // the trait solver otherwise).
+                let stage: std::pin::Pin<
+                    Box<dyn std::future::Future<Output = Result<(), _>> + Send + '_>,
+                > = Box::pin(outbox::stage_job(&mut self.conn, &causation_id, &staged));
+                stage.await?;
+                self.effects.jobs.push(staged);
+            }
         }
-        self.jobs_written = self.effects.jobs.len();
-        Ok(())
+        AnsiTransactionManager::commit_transaction(&mut *self.conn).await?;
+        Ok(std::mem::take(&mut self.effects))
+    }
+
+    /// The recorded events by step, in order: (causation id, event ids, the first event's
+    /// correlation id).
+    fn steps_events(&self) -> Vec<(String, Vec<String>, String)> {
+        let mut steps: Vec<(String, Vec<String>, String)> = Vec::new();
+        for event in &self.effects.events {
+            match steps.last_mut() {
+                Some((cause, ids, _)) if *cause == event.causation_id => {
+                    ids.push(event.envelope.id.clone())
+                }
+                _ => steps.push((
+                    event.causation_id.clone(),
+                    vec![event.envelope.id.clone()],
+                    event.envelope.correlation_id.clone(),
+                )),
+            }
+        }
+        steps
     }
 
     pub async fn rollback(mut self) -> Result<(), ConversationError> {

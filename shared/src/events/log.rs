@@ -204,6 +204,8 @@ async fn append_row(
 #[derive(Clone, Debug)]
 pub struct Prepared {
     envelope: Envelope,
+    /// The step that emitted it (the transaction's causation id at the time).
+    causation_id: String,
     aggregate_type: &'static str,
     aggregate_id: String,
     channels: Vec<String>,
@@ -223,6 +225,7 @@ pub fn prepare(ctx: &EventContext, event: NewEvent) -> Result<Prepared, EventErr
             event.data,
             occurred_at,
         ),
+        causation_id: ctx.causation_id.clone(),
         aggregate_type: event.aggregate_type,
         aggregate_id: event.aggregate_id,
         channels,
@@ -248,17 +251,21 @@ struct AppendedRows {
     has_subscriptions: bool,
 }
 
-/// Appends `events` in the transaction `conn` is in, in their order, with the outbox rows of the
-/// broadcast ones, and stages `jobs` in the job outbox — one round trip (the
-/// `transaction_effects_append` function of migration 000016, whose inner plans Postgres keeps).
+/// Appends `events` in the transaction `conn` is in, in their order, each under the causation id
+/// it was emitted with, with the outbox rows of the broadcast ones, and stages `jobs` in the job
+/// outbox, each under its origin (`job_origins`, aligned) — one round trip (the
+/// `transaction_effects_append_steps` function of migration 000020, whose inner plans Postgres
+/// keeps), however many jobs' steps the transaction carries.
 pub async fn append_all(
     conn: &mut AsyncPgConnection,
     ctx: &EventContext,
     events: Vec<Prepared>,
     jobs: &[StagedJob],
+    job_origins: &[String],
 ) -> Result<AppendedAll, EventError> {
     let column = |f: fn(&Prepared) -> String| events.iter().map(f).collect::<Vec<_>>();
     let ids = column(|e| e.envelope.id.clone());
+    let causation_ids = column(|e| e.causation_id.clone());
     let types = column(|e| e.envelope.event_type.clone());
     let aggregate_types = column(|e| e.aggregate_type.to_owned());
     let aggregate_ids = column(|e| e.aggregate_id.clone());
@@ -278,13 +285,13 @@ pub async fn append_all(
     let appended: AppendedRows = keep_prepared(
         diesel::sql_query(
             "SELECT appended_seqs AS seqs, appended_versions AS versions, has_subscriptions \
-             FROM transaction_effects_append($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, \
-             $13, $14, $15)",
+             FROM transaction_effects_append_steps($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, \
+             $12, $13, $14, $15, $16)",
         )
         .bind::<Text, _>(&ctx.tenant_id)
         .bind::<Text, _>(ENVELOPE_VERSION)
         .bind::<Text, _>(ctx.source)
-        .bind::<Text, _>(&ctx.causation_id)
+        .bind::<Array<Text>, _>(&causation_ids)
         .bind::<Array<Text>, _>(&ids)
         .bind::<Array<Text>, _>(&types)
         .bind::<Array<Text>, _>(&aggregate_types)
@@ -295,7 +302,8 @@ pub async fn append_all(
         .bind::<Array<Timestamptz>, _>(&occurred_at)
         .bind::<Array<Text>, _>(&job_ids)
         .bind::<Array<Jsonb>, _>(&job_json)
-        .bind::<Array<Nullable<Text>>, _>(&dedup_keys),
+        .bind::<Array<Nullable<Text>>, _>(&dedup_keys)
+        .bind::<Array<Text>, _>(job_origins),
     )
     .get_result(conn)
     .await?;
@@ -309,7 +317,7 @@ pub async fn append_all(
             aggregate_type: event.aggregate_type.to_owned(),
             aggregate_id: event.aggregate_id,
             aggregate_version,
-            causation_id: ctx.causation_id.clone(),
+            causation_id: event.causation_id,
             channels: event.channels,
         })
         .collect();

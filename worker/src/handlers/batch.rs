@@ -230,7 +230,7 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
         let outcome = async {
             // From the first step on when there are several (so that none hands off).
             if steps.len() > 1 {
-                tx.switch_cause(&step.job.id.to_string()).await?;
+                tx.switch_cause(&step.job.id.to_string());
             }
             inbound::store_in(p, &mut tx, step).await
         }

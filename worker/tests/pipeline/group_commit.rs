@@ -166,3 +166,45 @@ async fn messages_arriving_together_share_transactions_through_the_handler() {
     );
     assert_eq!(w.deliveries().await.len(), 40);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_subscription_each_step_stages_its_own_fan_out_of_its_own_events() {
+    use shared::webhooks::{self, NewSubscription, fanout_job::FANOUT_KIND};
+    let w = World::new().await;
+    webhooks::subscriptions::create(
+        &w.db.pool,
+        &w.tenant_id,
+        NewSubscription {
+            url: "https://hooks.example.com/all".into(),
+            event_types: vec!["*".into()],
+            filters: None,
+            description: None,
+            retry_schedule_secs: None,
+            active: Some(false),
+        },
+    )
+    .await
+    .unwrap();
+    let jobs: Vec<_> = (0..3)
+        .map(|c| w.waha(&format!("{c}@c.us"), &format!("m-{c}"), "hello"))
+        .collect();
+    let outcomes = handle_together(&w.pipeline, &jobs).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(w.count(INBOUND_WRITERS).await, 1, "one transaction");
+
+    let fanouts: Vec<_> = crate::stream_jobs(&w.redis, "webhooks")
+        .await
+        .into_iter()
+        .filter(|j| j.kind == FANOUT_KIND)
+        .collect();
+    assert_eq!(fanouts.len(), 3, "one fan-out per step");
+    for fanout in &fanouts {
+        let ids: Vec<String> = serde_json::from_value(fanout.payload["event_ids"].clone()).unwrap();
+        assert_eq!(ids.len(), 3, "session.created and two message.ready");
+        let causes = format!(
+            "SELECT DISTINCT causation_id FROM event_logs WHERE id IN ('{}')",
+            ids.join("','")
+        );
+        assert_eq!(w.count(&causes).await, 1, "all of one step's events");
+    }
+}

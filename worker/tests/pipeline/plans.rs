@@ -179,7 +179,7 @@ async fn a_messages_statements_are_kept_prepared() {
             .await
             .unwrap();
     for expected in [
-        "FROM transaction_effects_append(",
+        "FROM transaction_effects_append_steps(",
         "SELECT outbox_forget_async(",
         "sessions.state <> 'closed'",
         r#"UPDATE "messages" SET "provider_message_id""#,
