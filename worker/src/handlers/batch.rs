@@ -2,14 +2,16 @@
 //!
 //! Why: a follow-up's step is three statements and the append of its events, and the
 //! transaction around them (BEGIN, COMMIT and its WAL flush) costs Postgres about as much again.
-//! The step's statements under `pgbench` on two cores: 1.17–1.39 ms of Postgres CPU per message
-//! one per transaction, 0.82–0.95 with four per transaction (BENCHMARKS.md, "Group commit").
+//! The step's statements under `pgbench` on two cores (`scripts/pgbench-store-steps`): 1.17–1.39
+//! ms of Postgres CPU per message one per transaction, 0.66–0.79 with four per transaction and
+//! one events' append for them (BENCHMARKS.md, "Group commit").
 //!
 //! How: at most `transactions` store transactions run at once. A step waits in a queue; the job
 //! that gets a free transaction takes up to `max_steps` waiting steps of one tenant (oldest
 //! first), orders them by customer — so every shared transaction takes customers' row locks in
 //! the same order and none can wait on another in a cycle — and runs them one after another in
-//! one transaction, each under its own job id as causation (`Tx::switch_cause`). One COMMIT;
+//! one transaction, each under its own job id as causation (`Tx::switch_cause`; all their events
+//! and staged jobs are written by one call before the COMMIT). One COMMIT;
 //! then the events are published and the jobs enqueued (`settle`); only then does each job get
 //! its result, so nothing is acked before it is committed and sent. If a step fails — a handoff
 //! included, which takes tenant-wide locks and so wants a transaction of its own — or the COMMIT
