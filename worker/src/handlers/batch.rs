@@ -50,7 +50,9 @@ pub async fn handle_together(p: &Pipeline, jobs: &[Job]) -> Vec<Result<(), JobEr
         }
     }
     batch.sort_by(|a, b| a.step.lock_order().cmp(&b.step.lock_order()));
-    run(p, batch, None).await;
+    if !batch.is_empty() {
+        run(p, batch, None).await;
+    }
     for (index, inbound, answer) in answers {
         let outcome = match answer.await.unwrap_or_else(|_| lost()) {
             Ok(landed) => inbound::after_store(p, &jobs[index], &inbound, landed).await,
