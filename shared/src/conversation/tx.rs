@@ -8,9 +8,10 @@
 //!
 //! A `Tx` may also carry several jobs' steps, one after another ([`Tx::switch_cause`]): each
 //! step's events and jobs carry its own causation id, are written together by the one call
-//! before the COMMIT, and the transaction commits once for all of them (group commit: the worker's inbound store steps, worker/src/handlers/
-//! batch.rs). Such a shared transaction refuses a handoff, whose tenant-wide locks could
-//! deadlock against another shared transaction ([`ConversationError::NeedsOwnTransaction`]).
+//! before the COMMIT, and the transaction commits once for all of them (group commit of the
+//! worker's inbound store steps, worker/src/handlers/batch.rs). Such a shared transaction
+//! refuses a handoff, whose tenant-wide locks could deadlock against another shared
+//! transaction ([`ConversationError::NeedsOwnTransaction`]).
 
 use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
 

@@ -183,9 +183,15 @@ async fn run(p: &Pipeline, batch: Vec<Waiting>, permit: Option<OwnedSemaphorePer
             }
         }
         Err(fallback) => {
-            metrics::counter!("switchyard_store_batch_fallbacks_total", "reason" => fallback.reason())
+            let reason = fallback.reason();
+            metrics::counter!("switchyard_store_batch_fallbacks_total", "reason" => reason)
                 .increment(1);
-            tracing::debug!(steps = batch.len(), reason = fallback.reason(), error = %fallback.error, "shared store transaction rolled back; each step runs alone");
+            tracing::debug!(
+                steps = batch.len(),
+                reason,
+                error = %fallback.error,
+                "shared store transaction rolled back; each step runs alone"
+            );
             futures::future::join_all(batch.into_iter().map(|waiting| async move {
                 let outcome = inbound::store_alone(p, &waiting.step).await;
                 let _ = waiting.done.send(outcome);
