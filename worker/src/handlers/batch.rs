@@ -49,7 +49,6 @@ pub async fn handle_together(p: &Pipeline, jobs: &[Job]) -> Vec<Result<(), JobEr
             Err(error) => outcomes[index] = Some(Err(error)),
         }
     }
-    batch.sort_by(|a, b| a.step.lock_order().cmp(&b.step.lock_order()));
     if !batch.is_empty() {
         run(p, batch, None).await;
     }
@@ -134,7 +133,7 @@ impl StoreBatcher {
         self.waiting.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The oldest waiting step and up to `max_steps - 1` more of its tenant, in lock order.
+    /// The oldest waiting step and up to `max_steps - 1` more of its tenant.
     fn take(&self) -> Vec<Waiting> {
         let mut queue = self.queue();
         let Some(first) = queue.pop_front() else {
@@ -149,8 +148,6 @@ impl StoreBatcher {
                 index += 1;
             }
         }
-        drop(queue);
-        batch.sort_by(|a, b| a.step.lock_order().cmp(&b.step.lock_order()));
         batch
     }
 }
@@ -164,7 +161,10 @@ fn lost() -> Result<Landed, JobError> {
 /// Runs `batch` in one transaction, or each step alone if that fails; answers every step.
 /// `permit` (the batcher's transaction slot) is given back as soon as the transaction ended,
 /// before publishing: the next transaction need not wait for Redis.
-async fn run(p: &Pipeline, batch: Vec<Waiting>, permit: Option<OwnedSemaphorePermit>) {
+async fn run(p: &Pipeline, mut batch: Vec<Waiting>, permit: Option<OwnedSemaphorePermit>) {
+    // Every shared transaction takes customers' locks in this one order (stable: a customer's
+    // own messages keep their arrival order).
+    batch.sort_by(|a, b| a.step.lock_order().cmp(&b.step.lock_order()));
     metrics::histogram!("switchyard_store_batch_steps").record(batch.len() as f64);
     let steps: Vec<&StoreStep> = batch.iter().map(|w| &w.step).collect();
     let outcome = together(p, &steps).await;
