@@ -1,5 +1,5 @@
-//! A `redis-server` of a test's own on a free port, so a test can stop, restart and count
-//! commands on Redis without disturbing the other tests.
+//! A `redis-server` of a test's own on a free port (and a Unix socket), so a test can stop,
+//! restart and count commands on Redis without disturbing the other tests.
 
 use std::{
     process::{Child, Command, Stdio},
@@ -18,8 +18,10 @@ impl PrivateRedis {
     }
 
     pub async fn start(port: u16) -> Self {
+        let socket = Self::socket_of(port);
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--unixsocket", &socket, "--unixsocketperm", "700"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -47,6 +49,19 @@ impl PrivateRedis {
     /// The URL a server on `port` has (or will have, once started).
     pub fn url_of(port: u16) -> String {
         format!("redis://127.0.0.1:{port}")
+    }
+
+    /// This server's URL on its Unix socket (`unix:///…`), as a process on the same host may
+    /// use it.
+    pub fn unix_url(&self) -> String {
+        format!("unix://{}", Self::socket_of(self.port))
+    }
+
+    fn socket_of(port: u16) -> String {
+        std::env::temp_dir()
+            .join(format!("switchyard-test-redis-{port}.sock"))
+            .display()
+            .to_string()
     }
 
     /// A connection of the test's own, outside the one under test. It checks with ECHO, not
@@ -80,6 +95,7 @@ impl PrivateRedis {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(Self::socket_of(self.port));
     }
 }
 

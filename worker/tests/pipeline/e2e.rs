@@ -32,7 +32,7 @@ use shared::{
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    World, eventually, expected_broadcasts,
+    Subscriber, World, eventually, expected_broadcasts,
     http::{ApiServer, CREATED, Client, send},
 };
 
@@ -600,4 +600,93 @@ async fn a_stopping_worker_cleans_up_what_its_last_jobs_sent() {
     assert!(status.expect("the worker exits").success());
     assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
     assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
+}
+
+/// A fleet on the same host as its stores may reach them over Unix sockets (less kernel work
+/// per round trip than loopback TCP; BENCHMARKS.md): the `ingress` and `worker` binaries are
+/// given only a `unix://` Redis URL and a Postgres URL naming the server's socket directory,
+/// and a webhook goes through to the bot's broadcast reply.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_binaries_reach_redis_and_postgres_over_unix_sockets() {
+    use shared::testkit::PrivateRedis;
+    let w = World::new().await;
+    let redis = PrivateRedis::start(PrivateRedis::free_port()).await;
+    let database_url = over_unix_socket(&w).await;
+    let mut vars: Vec<(&'static str, String)> = env(&w)
+        .into_iter()
+        .filter(|(name, _)| !matches!(*name, "REDIS_URL" | "DATABASE_URL"))
+        .collect();
+    vars.push(("REDIS_URL", redis.unix_url()));
+    vars.push(("DATABASE_URL", database_url));
+    let subscriber = Subscriber::start_on(
+        &redis.unix_url(),
+        &format!(
+            "{}private-tenant.{}.messages",
+            w.broadcast_prefix, w.tenant_id
+        ),
+    )
+    .await;
+    let worker_binary = PathBuf::from(env!("CARGO_BIN_EXE_worker"));
+    let _worker = spawn(&worker_binary, &["--queue=whatsapp-messages"], &vars);
+    let ingress_binary = worker_binary.with_file_name("ingress");
+    let _ingress = if ingress_binary.exists() {
+        let port = free_port();
+        vars.push(("PORT", port.to_string()));
+        let ingress = spawn(&ingress_binary, &[], &vars);
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        eventually("ingress is ready", || async {
+            tokio::net::TcpStream::connect(addr).await.is_ok()
+                && send(addr, "GET", "/readyz", &[], "").await.status == 200
+        })
+        .await;
+        let hook = format!("/webhooks/waha/{}", w.inbox_id);
+        let headers = [("content-type", "application/json")];
+        let response = send(addr, "POST", &hook, &headers, waha_body("wamid-unix", "hi")).await;
+        assert_eq!(response.status, 200, "{:?}", response.body);
+        Some(ingress)
+    } else {
+        eprintln!("e2e: no ingress binary beside the worker; the job is enqueued directly");
+        let queues = shared::queue::Queues::new(&redis.unix_url(), &w.redis.prefix).unwrap();
+        let job = w.waha("4915212345678@c.us", "wamid-unix", "hi");
+        queues.enqueue(&job).await.unwrap();
+        None
+    };
+    // The customer's message and the bot's reply, each `message.ready` on `messages`.
+    let seen = subscriber.wait_for(2).await;
+    let senders: Vec<&str> = seen
+        .iter()
+        .map(|(_, event)| {
+            event["data"]["data"]["message"]["sender_type"]
+                .as_str()
+                .unwrap_or("")
+        })
+        .collect();
+    assert_eq!(senders, ["customer", "bot"], "{seen:?}");
+    assert_eq!(w.count("SELECT 1 FROM messages").await, 2);
+}
+
+/// The test database's URL through the server's first Unix socket directory.
+async fn over_unix_socket(w: &World) -> String {
+    #[derive(diesel::QueryableByName)]
+    struct Setting {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let mut conn = w.db.pool.get().await.unwrap();
+    let mut setting = async |name: &str| {
+        let query = diesel::sql_query(format!("SELECT current_setting('{name}') AS value"));
+        diesel_async::RunQueryDsl::get_result::<Setting>(query, &mut conn)
+            .await
+            .unwrap()
+            .value
+    };
+    let dirs = setting("unix_socket_directories").await;
+    let port = setting("port").await;
+    let dir = dirs.split(',').next().unwrap_or("").trim();
+    assert!(
+        dir.starts_with('/'),
+        "Postgres listens on no Unix socket ({dirs:?})"
+    );
+    let host = dir.replace('/', "%2F");
+    format!("postgres://postgres@{host}:{port}/{}", w.db.name)
 }

@@ -293,7 +293,12 @@ pub struct Subscriber {
 
 impl Subscriber {
     pub async fn start(pattern: &str) -> Self {
-        let client = redis::Client::open(shared::testkit::redis_url()).unwrap();
+        Self::start_on(&shared::testkit::redis_url(), pattern).await
+    }
+
+    /// As `start`, on the Redis at `redis_url`.
+    pub async fn start_on(redis_url: &str, pattern: &str) -> Self {
+        let client = redis::Client::open(redis_url).unwrap();
         let mut pubsub = client.get_async_pubsub().await.unwrap();
         pubsub.psubscribe(pattern).await.unwrap();
         let seen: Arc<Mutex<Vec<(String, Value)>>> = Arc::default();
