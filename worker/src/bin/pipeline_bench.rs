@@ -89,7 +89,10 @@ struct Clock {
     replied: HashMap<String, Instant>,
 }
 
-#[tokio::main]
+// One runtime thread: the generator shares the two cores with what it measures, and its tasks
+// waking each other across threads cost it 15–20 % more CPU (BENCHMARKS.md, "Unix sockets…").
+// Multi-threaded all the same, because the migrations block in place.
+#[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let run = ulid::Ulid::new().to_string().to_lowercase();
