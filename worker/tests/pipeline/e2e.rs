@@ -82,7 +82,7 @@ fn waha_ack_body(id: &str, ack: i64) -> String {
 }
 
 /// A child process killed (SIGTERM, then SIGKILL) when dropped.
-struct Proc(Child);
+pub(crate) struct Proc(pub(crate) Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
@@ -99,7 +99,7 @@ impl Drop for Proc {
     }
 }
 
-fn env(w: &World) -> Vec<(&'static str, String)> {
+pub(crate) fn env(w: &World) -> Vec<(&'static str, String)> {
     vec![
         ("REDIS_URL", shared::testkit::redis_url()),
         ("DATABASE_URL", w.db.url.clone()),
@@ -110,7 +110,7 @@ fn env(w: &World) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn spawn(binary: &PathBuf, args: &[&str], vars: &[(&'static str, String)]) -> Proc {
+pub(crate) fn spawn(binary: &PathBuf, args: &[&str], vars: &[(&'static str, String)]) -> Proc {
     let mut command = Command::new(binary);
     command
         .args(args)

@@ -7,6 +7,7 @@
 mod api;
 mod bots;
 mod concurrency;
+mod crash;
 mod dedup;
 mod deliveries;
 mod e2e;

@@ -1,0 +1,150 @@
+//! The real `worker` binary killed mid-stream: two workers share a stream of customers'
+//! messages, one is SIGKILLed while it holds a hundred-odd entries (read and waiting, inside
+//! store transactions shared by several jobs — group commit —, or committed and not yet
+//! published or acknowledged), and the survivor, reclaiming the dead one's entries once their
+//! lease ran out, finishes the work. Every message is stored and answered
+//! exactly once, every event is logged once and broadcast at least once, every delivery job is
+//! enqueued once, and nothing is left in the outboxes, the stream or failed jobs.
+
+use std::{collections::HashSet, path::PathBuf, time::Duration};
+
+use shared::queue::{Job, QueueName};
+
+use crate::{
+    World,
+    e2e::{env, spawn},
+    eventually,
+};
+
+const CUSTOMERS: usize = 50;
+const MESSAGES_EACH: usize = 16;
+const MESSAGES: i64 = (CUSTOMERS * MESSAGES_EACH) as i64;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_killed_midway_loses_nothing_and_answers_nothing_twice() {
+    let w = World::new().await;
+    let subscriber = w.subscribe(&w.tenant_id).await;
+    let jobs: Vec<Job> = (0..MESSAGES_EACH)
+        .flat_map(|round| (0..CUSTOMERS).map(move |customer| (round, customer)))
+        .map(|(round, customer)| {
+            w.waha(
+                &format!("49151{customer:05}@c.us"),
+                &format!("wamid-crash-{customer}-{round}"),
+                // A greeting, answered by the built-in rules bot every time (unrecognised
+                // messages would hand the customer to an agent after three).
+                "hello",
+            )
+        })
+        .collect();
+    w.redis.queues.enqueue_batch(&jobs).await.unwrap();
+
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_worker"));
+    // A short lease, so that the dead worker's entries come back within seconds.
+    let args = [
+        "--queue=whatsapp-messages",
+        "--timeout=3",
+        "--concurrency=32",
+    ];
+    let mut victim = spawn(&binary, &args, &env(&w));
+    let survivor = spawn(&binary, &args, &env(&w));
+    let inbound = "SELECT 1 FROM messages WHERE direction = 'inbound'";
+    eventually("work is under way", || async {
+        w.count(inbound).await >= 60
+    })
+    .await;
+    let victim_pid = victim.0.id();
+    victim.0.kill().expect("SIGKILL");
+    victim.0.wait().unwrap();
+    let held = pending_of(&w, victim_pid).await;
+    assert!(
+        held > 0,
+        "the victim must die holding entries (it held {held})"
+    );
+    let stored_at_kill = w.count(inbound).await;
+    assert!(
+        stored_at_kill < MESSAGES,
+        "the kill must land mid-way (had {stored_at_kill})"
+    );
+
+    let queue = QueueName::new("whatsapp-messages").unwrap();
+    eventually("every job settled, nothing pending or delayed", || async {
+        let stats = w.redis.queues.stats(&queue).await.unwrap();
+        stats.length == 0 && stats.pending == 0 && stats.delayed == 0
+    })
+    .await;
+    // What a crash left committed but unsent goes out by the job's rerun or, for a job already
+    // acknowledged, by the relay (the scheduler runs it every 10 s; here, at once).
+    w.conversations()
+        .outbox
+        .relay_stale(Duration::ZERO, 10_000)
+        .await
+        .unwrap();
+    drop(survivor);
+
+    // Stored once, answered once: one reply per customer message, one contact and session each.
+    assert_eq!(w.count(inbound).await, MESSAGES);
+    let replies = "SELECT DISTINCT payload->>'in_reply_to' FROM messages WHERE sender_type = 'bot'";
+    assert_eq!(w.count(replies).await, MESSAGES);
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE sender_type = 'bot'")
+            .await,
+        MESSAGES
+    );
+    assert_eq!(w.count("SELECT 1 FROM contacts").await, CUSTOMERS as i64);
+    assert_eq!(w.count("SELECT 1 FROM sessions").await, CUSTOMERS as i64);
+    // Logged once: one `message.ready` per message, customer's and bot's.
+    let ready = "SELECT 1 FROM event_logs WHERE type = 'message.ready'";
+    assert_eq!(w.count(ready).await, 2 * MESSAGES);
+    // Enqueued once: one delivery job per reply (the dedup key holds across reruns).
+    let deliveries = QueueName::new("deliveries").unwrap();
+    let delivery_stats = w.redis.queues.stats(&deliveries).await.unwrap();
+    assert_eq!(delivery_stats.length, MESSAGES as u64);
+    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
+    assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
+    assert_eq!(w.count("SELECT 1 FROM failed_jobs").await, 0);
+
+    // Broadcast at least once: every logged `message.ready` reached the subscriber (a crash
+    // between publish and cleanup may have sent one twice, with the same id).
+    let logged = w.count(ready).await as usize;
+    eventually("every message.ready broadcast", || async {
+        ready_ids(&subscriber.seen()).len() == logged
+    })
+    .await;
+}
+
+/// How many entries the consumer of process `pid` holds (read, not settled): consumer names
+/// are `{host}-{pid}-{random}`.
+async fn pending_of(w: &World, pid: u32) -> u64 {
+    let client = redis::Client::open(shared::testkit::redis_url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let stream = format!("{}:{{whatsapp-messages}}:stream", w.redis.prefix);
+    let consumers: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+        .arg("CONSUMERS")
+        .arg(&stream)
+        .arg("workers")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let marker = format!("-{pid}-");
+    consumers
+        .iter()
+        .filter(|c| match c.get("name") {
+            Some(redis::Value::BulkString(name)) => String::from_utf8_lossy(name).contains(&marker),
+            _ => false,
+        })
+        .map(|c| match c.get("pending") {
+            Some(redis::Value::Int(n)) => *n as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// The distinct event ids of the `message.ready` broadcasts on the tenant's `messages` channel.
+fn ready_ids(seen: &[(String, serde_json::Value)]) -> HashSet<String> {
+    seen.iter()
+        .filter(|(channel, event)| {
+            channel.ends_with(".messages") && event["event"] == "message.ready"
+        })
+        .filter_map(|(_, event)| event["data"]["id"].as_str().map(str::to_owned))
+        .collect()
+}
