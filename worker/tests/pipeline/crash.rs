@@ -5,6 +5,7 @@
 //! lease ran out, finishes the work. Every message is stored and answered
 //! exactly once, every event is logged once and broadcast at least once, every delivery job is
 //! enqueued once, and nothing is left in the outboxes, the stream or failed jobs.
+//! And Postgres refusing the worker for a few seconds delays messages and loses none.
 
 use std::{collections::HashSet, path::PathBuf, time::Duration};
 
@@ -147,4 +148,134 @@ fn ready_ids(seen: &[(String, serde_json::Value)]) -> HashSet<String> {
         })
         .filter_map(|(_, event)| event["data"]["id"].as_str().map(str::to_owned))
         .collect()
+}
+
+/// Postgres stops taking the worker's connections for a few seconds (every one of them
+/// terminated, new ones refused) while customers' messages arrive. The worker binary stays up;
+/// jobs fail and are retried, and those that run out of tries while their failure cannot be
+/// recorded (failed jobs live in Postgres too) stay unacknowledged until their lease runs out
+/// and run again — in a typical run 80 retries and ~40 such settles, seen in the worker's log. Once Postgres is
+/// back, every message is stored and answered once and nothing is left failed or pending.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_postgres_outage_delays_messages_and_loses_none() {
+    const OUTAGE_MESSAGES: i64 = 40;
+    let w = World::new().await;
+    let binary = PathBuf::from(env!("CARGO_BIN_EXE_worker"));
+    let args = [
+        "--queue=whatsapp-messages",
+        "--timeout=3",
+        "--concurrency=16",
+    ];
+    let mut worker = spawn(&binary, &args, &env(&w));
+    // Warm: the worker's pool holds connections when the outage begins.
+    let warm = w.waha("4915100000000@c.us", "wamid-outage-warm", "hello");
+    w.redis.queues.enqueue(&warm).await.unwrap();
+    let inbound = "SELECT 1 FROM messages WHERE direction = 'inbound'";
+    eventually("the warm-up message is stored", || async {
+        w.count(inbound).await == 1
+    })
+    .await;
+
+    let mut admin = Admin::connect().await;
+    admin.refuse_connections(&w.db.name).await;
+    let jobs: Vec<Job> = (0..OUTAGE_MESSAGES)
+        .map(|i| {
+            w.waha(
+                &format!("49152{:05}@c.us", i / 2),
+                &format!("wamid-outage-{i}"),
+                "hello",
+            )
+        })
+        .collect();
+    w.redis.queues.enqueue_batch(&jobs).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert!(
+        worker.0.try_wait().unwrap().is_none(),
+        "the worker outlives the outage"
+    );
+    admin.accept_connections(&w.db.name).await;
+
+    let queue = QueueName::new("whatsapp-messages").unwrap();
+    eventually("every message stored and every job settled", || async {
+        let stats = w.redis.queues.stats(&queue).await.unwrap();
+        counted(&w, inbound).await == Some(OUTAGE_MESSAGES + 1)
+            && stats.length == 0
+            && stats.pending == 0
+            && stats.delayed == 0
+    })
+    .await;
+    w.conversations()
+        .outbox
+        .relay_stale(Duration::ZERO, 10_000)
+        .await
+        .unwrap();
+    let replies = "SELECT DISTINCT payload->>'in_reply_to' FROM messages WHERE sender_type = 'bot'";
+    assert_eq!(w.count(replies).await, OUTAGE_MESSAGES + 1);
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE sender_type = 'bot'")
+            .await,
+        OUTAGE_MESSAGES + 1
+    );
+    assert_eq!(w.count("SELECT 1 FROM failed_jobs").await, 0);
+    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
+    assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
+    let deliveries = QueueName::new("deliveries").unwrap();
+    let delivery_stats = w.redis.queues.stats(&deliveries).await.unwrap();
+    assert_eq!(delivery_stats.length, (OUTAGE_MESSAGES + 1) as u64);
+}
+
+/// `count`, or None while the test's own pooled connections still carry the outage's scars.
+async fn counted(w: &World, sql: &str) -> Option<i64> {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(&w.db.url).await.ok()?;
+    diesel::sql_query(format!("SELECT count(*) AS n FROM ({sql}) AS q"))
+        .get_result::<Count>(&mut conn)
+        .await
+        .ok()
+        .map(|c| c.n)
+}
+
+/// A superuser connection to the cluster's `postgres` database, outside the test database.
+struct Admin(diesel_async::AsyncPgConnection);
+
+impl Admin {
+    async fn connect() -> Self {
+        use diesel_async::AsyncConnection;
+        let url = std::env::var("TEST_DATABASE_ADMIN_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        Self(
+            diesel_async::AsyncPgConnection::establish(&url)
+                .await
+                .unwrap(),
+        )
+    }
+
+    /// New connections to `database` are refused and every open one is terminated.
+    async fn refuse_connections(&mut self, database: &str) {
+        self.run(&format!(
+            "ALTER DATABASE {database} WITH ALLOW_CONNECTIONS false"
+        ))
+        .await;
+        self.run(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+        ))
+        .await;
+    }
+
+    async fn accept_connections(&mut self, database: &str) {
+        self.run(&format!(
+            "ALTER DATABASE {database} WITH ALLOW_CONNECTIONS true"
+        ))
+        .await;
+    }
+
+    async fn run(&mut self, sql: &str) {
+        use diesel_async::RunQueryDsl;
+        diesel::sql_query(sql).execute(&mut self.0).await.unwrap();
+    }
 }
