@@ -50,6 +50,42 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// An outage of this database, as its clients see one: new connections are refused and
+    /// every open one is terminated. Other tests' databases are untouched.
+    pub async fn refuse_connections(&self) {
+        admin_execute(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS false",
+            self.name
+        ))
+        .await;
+        admin_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+            self.name
+        ))
+        .await;
+    }
+
+    /// Ends the outage of [`TestDb::refuse_connections`].
+    pub async fn accept_connections(&self) {
+        admin_execute(&format!(
+            "ALTER DATABASE {} WITH ALLOW_CONNECTIONS true",
+            self.name
+        ))
+        .await;
+    }
+}
+
+async fn admin_execute(sql: &str) {
+    let mut admin = AsyncPgConnection::establish(&admin_url())
+        .await
+        .expect("postgres reachable for tests");
+    diesel::sql_query(sql)
+        .execute(&mut admin)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();

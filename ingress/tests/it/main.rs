@@ -6,6 +6,7 @@ mod event_types;
 mod failed_jobs;
 mod helpers;
 mod meta;
+mod postgres_outage;
 mod redis_outage;
 mod server;
 mod subscriptions;

@@ -176,8 +176,7 @@ async fn a_postgres_outage_delays_messages_and_loses_none() {
     })
     .await;
 
-    let mut admin = Admin::connect().await;
-    admin.refuse_connections(&w.db.name).await;
+    w.db.refuse_connections().await;
     let jobs: Vec<Job> = (0..OUTAGE_MESSAGES)
         .map(|i| {
             w.waha(
@@ -193,7 +192,7 @@ async fn a_postgres_outage_delays_messages_and_loses_none() {
         worker.0.try_wait().unwrap().is_none(),
         "the worker outlives the outage"
     );
-    admin.accept_connections(&w.db.name).await;
+    w.db.accept_connections().await;
 
     let queue = QueueName::new("whatsapp-messages").unwrap();
     eventually("every message stored and every job settled", || async {
@@ -238,44 +237,4 @@ async fn counted(w: &World, sql: &str) -> Option<i64> {
         .await
         .ok()
         .map(|c| c.n)
-}
-
-/// A superuser connection to the cluster's `postgres` database, outside the test database.
-struct Admin(diesel_async::AsyncPgConnection);
-
-impl Admin {
-    async fn connect() -> Self {
-        use diesel_async::AsyncConnection;
-        let url = std::env::var("TEST_DATABASE_ADMIN_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        Self(
-            diesel_async::AsyncPgConnection::establish(&url)
-                .await
-                .unwrap(),
-        )
-    }
-
-    /// New connections to `database` are refused and every open one is terminated.
-    async fn refuse_connections(&mut self, database: &str) {
-        self.run(&format!(
-            "ALTER DATABASE {database} WITH ALLOW_CONNECTIONS false"
-        ))
-        .await;
-        self.run(&format!(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
-        ))
-        .await;
-    }
-
-    async fn accept_connections(&mut self, database: &str) {
-        self.run(&format!(
-            "ALTER DATABASE {database} WITH ALLOW_CONNECTIONS true"
-        ))
-        .await;
-    }
-
-    async fn run(&mut self, sql: &str) {
-        use diesel_async::RunQueryDsl;
-        diesel::sql_query(sql).execute(&mut self.0).await.unwrap();
-    }
 }
