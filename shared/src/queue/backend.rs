@@ -606,15 +606,10 @@ async fn settle(
             count(job, "processed");
             Ok(())
         }
-        Err(e @ JobError::Permanent(_)) => fail(shared, entry_id, job, &e.to_string()).await,
+        Err(e @ JobError::Permanent(_)) => give_up(shared, entry_id, job, &e.to_string()).await,
         Err(e) if job.attempt >= max => {
-            fail(
-                shared,
-                entry_id,
-                job,
-                &format!("{e} (gave up after {} attempts)", job.attempt),
-            )
-            .await
+            let reason = format!("{e} (gave up after {} attempts)", job.attempt);
+            give_up(shared, entry_id, job, &reason).await
         }
         Err(e) => retry(shared, entry_id, job, e).await,
     }
@@ -641,6 +636,42 @@ async fn retry(
         count(job, "retried");
     } else {
         warn!("job was reclaimed while it ran; its other copy decides its fate");
+    }
+    Ok(())
+}
+
+/// A job that failed for good goes to failed jobs. Those live in Postgres, so when the job
+/// failed because Postgres is away, the row cannot be written either: then the job waits in
+/// `delayed` (same attempt, so its next failure tries the row again) and runs again once its
+/// backoff is over, instead of staying pending until its lease runs out (two minutes for the
+/// channel queues) — after a short Postgres outage messages flow again within seconds.
+async fn give_up(
+    shared: &Shared,
+    entry_id: &str,
+    job: &Job,
+    reason: &str,
+) -> Result<(), QueueError> {
+    let error = match fail(shared, entry_id, job, reason).await {
+        Err(QueueError::Database(error)) => error,
+        other => return other,
+    };
+    let delay = shared
+        .options
+        .policy
+        .delay_after(job.attempt, &mut rand::rng())
+        .max(Duration::from_secs(1));
+    let due_ms = chrono::Utc::now().timestamp_millis() + delay.as_millis() as i64;
+    let again = Job {
+        last_error: Some(reason.to_owned()),
+        ..job.clone()
+    };
+    if shared
+        .consumer
+        .retry_later(entry_id, &again, due_ms)
+        .await?
+    {
+        warn!(error = %error, retry_in = ?delay, reason, "job failed for good but failed jobs cannot take it now; it runs again later");
+        count(job, "retried");
     }
     Ok(())
 }

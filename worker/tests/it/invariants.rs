@@ -148,14 +148,17 @@ async fn a_reclaimed_entry_cannot_also_be_retried_by_its_old_owner() {
     );
 }
 
-/// 3. A move to failed jobs writes the row first: with Postgres unreachable the entry is not
-/// acked, and once a healthy worker takes over, the job lands in failed_jobs.
+/// 3. A move to failed jobs writes the row first: with Postgres unreachable the job is not
+/// settled as failed but waits in `delayed` (one place, its attempt unchanged), and once a
+/// healthy worker runs it again, it lands in failed_jobs.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failure_is_not_acked_until_its_failed_jobs_row_is_written() {
     let mut h = Harness::new().await;
     let broken_db = shared::db::pool("postgres://postgres@127.0.0.1:1/nowhere", 1).unwrap();
     let mut options = Harness::options("facebook");
     options.policy.timeout = Duration::from_millis(500);
+    // The broken worker never promotes it back itself: the job stays put to be looked at.
+    options.maintenance_every = Duration::from_secs(3600);
     let stop_broken = {
         let consumer = StreamConsumer::new(h.queues(), q("facebook"), "db-less");
         let failed = shared::queue::failed::FailedJobs::new(broken_db);
@@ -179,11 +182,22 @@ async fn a_failure_is_not_acked_until_its_failed_jobs_row_is_written() {
         h.queues().stats(&q("facebook")).await.unwrap().lag == Some(0)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    eventually("the job waits in delayed", || async {
+        h.queues().stats(&q("facebook")).await.unwrap().delayed == 1
+    })
+    .await;
+    let stats = h.queues().stats(&q("facebook")).await.unwrap();
     assert_eq!(
-        h.pending("facebook").await,
-        1,
-        "not acked without its failed_jobs row"
+        (stats.length, stats.pending, stats.delayed, stats.failed),
+        (0, 0, 1, 0),
+        "in one place, and not counted as failed without its failed_jobs row"
+    );
+    assert!(
+        h.failed_jobs()
+            .find(&doomed.id.to_string())
+            .await
+            .unwrap()
+            .is_none()
     );
     stop_broken.cancel();
 
@@ -198,6 +212,8 @@ async fn a_failure_is_not_acked_until_its_failed_jobs_row_is_written() {
         failed.find(&doomed.id.to_string()).await.unwrap().is_some()
     })
     .await;
+    let row = failed.find(&doomed.id.to_string()).await.unwrap().unwrap();
+    assert_eq!(row.attempts, 1, "it waited with its attempt unchanged");
     eventually("and is acked", || async {
         h.pending("facebook").await == 0 && h.xlen("facebook").await == 0
     })
