@@ -102,3 +102,43 @@ pub fn json(bytes: &[u8]) -> Result<serde_json::Value, IngressError> {
     serde_json::from_slice(bytes)
         .map_err(|e| IngressError::invalid("body", format!("is not valid JSON: {e}")))
 }
+
+/// Why a body with a U+0000 character is refused (after the field, `body`).
+pub const NUL_REFUSED: &str = "contains the character U+0000 (\\u0000), which cannot be stored";
+
+/// Whether JSON text holds a U+0000 character (only as the escape `\u0000`: a raw NUL byte is
+/// not valid JSON). Postgres stores no U+0000 in text or JSONB: input carrying one could not be
+/// stored, nor a job carrying it be recorded as failed, so it is refused at the door.
+pub fn has_nul_character(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' {
+            // An escape: `\u0000` is the character; any other (`\\` included) is skipped whole.
+            if bytes[i + 1..].starts_with(b"u0000") {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_nul_character;
+
+    #[test]
+    fn finds_the_nul_escape_and_nothing_that_only_looks_like_it() {
+        assert!(has_nul_character(br#"{"text":"a\u0000b"}"#));
+        assert!(has_nul_character(br#"{"a\u0000":1}"#));
+        assert!(has_nul_character(br#"{"text":"\\\u0000"}"#));
+        assert!(!has_nul_character(br#"{"text":"\\u0000"}"#));
+        assert!(!has_nul_character(br#"{"text":"\u0001"}"#));
+        assert!(!has_nul_character(br#"{"text":"u0000 \n"}"#));
+        assert!(!has_nul_character(
+            br#"{"text":"ends with a backslash \\"}"#
+        ));
+    }
+}

@@ -17,7 +17,7 @@ use shared::{
     queue::{EncodedJob, NewJobParts, QueueName, Queues, enqueue::Enqueued},
 };
 
-use crate::{errors::IngressError, metrics};
+use crate::{body, errors::IngressError, metrics};
 
 /// One job to store.
 #[derive(Debug)]
@@ -135,16 +135,24 @@ pub async fn store(
         .ignored
         .iter()
         .for_each(|reason| metrics::ignored(reason));
-    for inbound in intake.jobs {
-        let queue = inbound.queue;
+    // Every job is encoded (and checked) before any is stored: bad input enqueues nothing.
+    let mut encoded = Vec::with_capacity(intake.jobs.len());
+    for inbound in &intake.jobs {
         let parts = NewJobParts {
             tenant_id: Some(&inbound.tenant_id),
             correlation_id: Some(correlation_id),
             dedup_key: Some(&inbound.dedup_key),
         };
         // Unreachable in practice: the payload is strings, parsed JSON and checked raw JSON.
-        let job = EncodedJob::new(&queue, inbound.kind, &inbound.payload, parts)
+        let job = EncodedJob::new(&inbound.queue, inbound.kind, &inbound.payload, parts)
             .map_err(|e| IngressError::invalid("body", format!("cannot be stored: {e}")))?;
+        if body::has_nul_character(job.json().as_bytes()) {
+            return Err(IngressError::invalid("body", body::NUL_REFUSED));
+        }
+        encoded.push(job);
+    }
+    for (inbound, job) in intake.jobs.into_iter().zip(encoded) {
+        let queue = inbound.queue;
         let started = Instant::now();
         match queues
             .enqueue_encoded_unless_duplicate(job, &inbound.dedup_key, window)

@@ -17,6 +17,9 @@ pub async fn object(request: Request<Incoming>) -> Result<Map<String, Value>, Ap
     let (parts, incoming) = request.into_parts();
     body::require_media_type(&parts.headers, body::JSON)?;
     let bytes = body::read(&parts.headers, incoming, MAX_BODY, READ_TIMEOUT).await?;
+    if body::has_nul_character(&bytes) {
+        return Err(ApiError::invalid("body", body::NUL_REFUSED));
+    }
     match body::json(&bytes)? {
         Value::Object(map) => Ok(map),
         _ => Err(ApiError::invalid("body", "must be a JSON object")),

@@ -404,3 +404,24 @@ async fn without_meta_configuration_the_route_is_404() {
     )
     .await;
 }
+
+/// Postgres stores no U+0000 in text or JSONB, so a job carrying one could be neither stored
+/// nor recorded as failed: the request is refused, and none of its other messages is enqueued.
+/// An escaped backslash followed by `u0000` is just text, and taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_character_anywhere_in_a_batch_is_refused_before_anything_is_enqueued() {
+    let (app, _, _) = app_with_meta_inboxes().await;
+    let mut batch = messenger_batch();
+    batch["entry"][1]["messaging"][0]["message"]["text"] = json!("three\u{0}");
+    let reply = post_signed(&app, &batch.to_string()).await;
+    app.assert_refused(
+        &reply,
+        400,
+        "body contains the character U+0000 (\\u0000), which cannot be stored",
+    )
+    .await;
+
+    batch["entry"][1]["messaging"][0]["message"]["text"] = json!("three\\u0000");
+    let reply = post_signed(&app, &batch.to_string()).await;
+    assert_eq!(reply.json()["accepted"], 4, "{:?}", reply.body);
+}

@@ -275,3 +275,24 @@ async fn bad_input_is_refused_with_the_field_named() {
     app.assert_refused(&text, 415, "content type must be application/json")
         .await;
 }
+
+/// WAHA's body is carried verbatim: a U+0000 escape in it is refused all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nul_character_in_a_verbatim_body_is_refused() {
+    let (app, inbox) = app_with_inbox(None).await;
+    let body = fixture("waha-message.json").replace("\"body\": \"", "\"body\": \"\\u0000");
+    assert!(body.contains("\\u0000"), "the fixture has a body to prefix");
+    let reply = app
+        .post(
+            &format!("/webhooks/waha/{inbox}"),
+            &[("content-type", "application/json")],
+            body,
+        )
+        .await;
+    app.assert_refused(
+        &reply,
+        400,
+        "body contains the character U+0000 (\\u0000), which cannot be stored",
+    )
+    .await;
+}

@@ -157,6 +157,11 @@ pub struct NewJobParts<'a> {
 }
 
 impl EncodedJob {
+    /// The envelope as stored in the stream.
+    pub fn json(&self) -> &str {
+        &self.json
+    }
+
     pub fn new<P: Serialize + ?Sized>(
         queue: &QueueName,
         kind: &str,

@@ -251,6 +251,8 @@ async fn agent_actions_bad_input_and_illegal_transitions_answer_precisely() {
         (json!({"agent_id": agent, "text": 5}), "text"),
         (json!({"agent_id": agent, "text": "  "}), "text"),
         (json!({"agent_id": agent, "text": "x".repeat(4097)}), "text"),
+        // Postgres stores no U+0000: refused at the door, not a database error later.
+        (json!({"agent_id": agent, "text": "hi\u{0}"}), "body"),
     ] {
         let reply = t.post(&reply_path, body).await;
         check(&reply, 400, "invalid_input");
