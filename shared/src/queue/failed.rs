@@ -91,16 +91,48 @@ pub struct FailedJobs {
     db: DbPool,
 }
 
+/// `row` with every U+0000 replaced by U+FFFD, in its text columns and its payload's strings
+/// and keys.
+fn without_nul(row: &FailedJob) -> FailedJob {
+    fn text(s: &str) -> String {
+        s.replace('\0', "\u{FFFD}")
+    }
+    fn json(value: &serde_json::Value) -> serde_json::Value {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => Value::String(text(s)),
+            Value::Array(items) => Value::Array(items.iter().map(json).collect()),
+            Value::Object(map) => {
+                Value::Object(map.iter().map(|(k, v)| (text(k), json(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    FailedJob {
+        id: text(&row.id),
+        queue: text(&row.queue),
+        kind: text(&row.kind),
+        payload: json(&row.payload),
+        error: text(&row.error),
+        correlation_id: text(&row.correlation_id),
+        tenant_id: row.tenant_id.as_deref().map(text),
+        ..row.clone()
+    }
+}
+
 impl FailedJobs {
     pub fn new(db: DbPool) -> Self {
         Self { db }
     }
 
-    /// Inserts the row unless a row with that id exists.
+    /// Inserts the row unless a row with that id exists. A U+0000 character, which Postgres
+    /// cannot store (ingress refuses it, but a job may come from elsewhere), is written as
+    /// U+FFFD: a failure that could never be recorded would keep its job running forever.
     pub async fn record(&self, row: &FailedJob) -> Result<(), QueueError> {
+        let row = without_nul(row);
         let mut conn = self.db.get().await.map_err(DbError::from)?;
         diesel::insert_into(failed_jobs::table)
-            .values(row)
+            .values(&row)
             .on_conflict(failed_jobs::id)
             .do_nothing()
             .execute(&mut conn)

@@ -221,6 +221,38 @@ async fn a_failure_is_not_acked_until_its_failed_jobs_row_is_written() {
     h.stop_all().await;
 }
 
+/// 3, continued. A job carrying U+0000 (which Postgres stores in no text or JSONB; ingress
+/// refuses it, a job may come from elsewhere) still reaches failed_jobs, the character written
+/// as U+FFFD, and is acked: a failure that could never be recorded would run its job forever.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_carrying_a_nul_character_is_still_recorded() {
+    let mut h = Harness::new().await;
+    let mut registry = JobRegistry::new();
+    registry.register("doomed", |_job: Job| async {
+        Err(JobError::permanent("invalid payload \u{0}"))
+    });
+    h.start("facebook", registry, Harness::options("facebook"));
+    let doomed = Job::new(
+        q("facebook"),
+        "doomed",
+        serde_json::json!({"text": "a\u{0}b"}),
+    );
+    h.queues().enqueue(&doomed).await.unwrap();
+    let failed = h.failed_jobs();
+    eventually("the job reaches failed_jobs", || async {
+        failed.find(&doomed.id.to_string()).await.unwrap().is_some()
+    })
+    .await;
+    let row = failed.find(&doomed.id.to_string()).await.unwrap().unwrap();
+    assert_eq!(row.payload["payload"]["text"], "a\u{FFFD}b");
+    assert_eq!(row.error, "invalid payload \u{FFFD}");
+    eventually("and is acked", || async {
+        h.pending("facebook").await == 0 && h.xlen("facebook").await == 0
+    })
+    .await;
+    h.stop_all().await;
+}
+
 /// 4. Crash recovery: entries of a consumer that stopped heartbeating are reclaimed and run by
 /// another; a live consumer's heartbeat keeps its long job from being stolen.
 #[tokio::test(flavor = "multi_thread")]
