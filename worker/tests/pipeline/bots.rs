@@ -117,6 +117,19 @@ async fn the_http_bot_answers_hands_off_and_its_failures_are_classified() {
         w.deliveries().await[0].payload["text"],
         "Your parcel ships today."
     );
+    // A U+0000 in the bot's answer (Postgres stores none) is written as U+FFFD, not a reply
+    // that fails to store on every retry.
+    server.will(Behaviour::Answer(
+        200,
+        json!({"reply": "Ships\u{0} today.", "intent": "order\u{0}"}).to_string(),
+    ));
+    w.run(&w.waha("1@c.us", "m-nul", "and the other one?"))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.deliveries().await[1].payload["text"],
+        "Ships\u{FFFD} today."
+    );
 
     for (behaviour, transient) in [
         (Behaviour::Hang(Duration::from_secs(2)), true),
