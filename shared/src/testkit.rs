@@ -48,9 +48,7 @@ impl TestDb {
         let pool = db::pool(&url, 8).expect("pool");
         Self { name, url, pool }
     }
-}
 
-impl TestDb {
     /// An outage of this database, as its clients see one: new connections are refused and
     /// every open one is terminated. Other tests' databases are untouched.
     pub async fn refuse_connections(&self) {

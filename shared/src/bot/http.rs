@@ -65,9 +65,9 @@ impl HttpBot {
             }
         })?;
         let recognised = answer.recognised.unwrap_or(answer.intent.is_some());
-        // Postgres stores no U+0000: a reply carrying one would fail to store on every retry
-        // and the customer would get no answer at all.
-        let storable = |text: String| text.replace('\0', "\u{FFFD}");
+        // A reply carrying U+0000 would fail to store on every retry and the customer would get
+        // no answer at all.
+        let storable = |text: String| crate::db::without_nul(&text);
         Ok(BotDecision {
             intent: answer.intent.map(storable),
             reply: answer.reply.map(storable).filter(|r| !r.trim().is_empty()),

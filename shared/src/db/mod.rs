@@ -28,6 +28,12 @@ pub enum DbError {
     Migration(String),
 }
 
+/// `text` with every U+0000 written as U+FFFD: Postgres stores no U+0000 in text or JSONB, and
+/// a value that can never be stored fails its job on every attempt.
+pub fn without_nul(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
+}
+
 /// A pool that connects lazily, so processes start while Postgres is still coming up.
 ///
 /// Checkouts are not pinged: diesel-async's default (`Verified`) sends a `SELECT 1` before every

@@ -93,10 +93,8 @@ pub struct FailedJobs {
 
 /// `row` with every U+0000 replaced by U+FFFD, in its text columns and its payload's strings
 /// and keys.
-fn without_nul(row: &FailedJob) -> FailedJob {
-    fn text(s: &str) -> String {
-        s.replace('\0', "\u{FFFD}")
-    }
+fn storable(row: &FailedJob) -> FailedJob {
+    use crate::db::without_nul as text;
     fn json(value: &serde_json::Value) -> serde_json::Value {
         use serde_json::Value;
         match value {
@@ -129,7 +127,7 @@ impl FailedJobs {
     /// cannot store (ingress refuses it, but a job may come from elsewhere), is written as
     /// U+FFFD: a failure that could never be recorded would keep its job running forever.
     pub async fn record(&self, row: &FailedJob) -> Result<(), QueueError> {
-        let row = without_nul(row);
+        let row = storable(row);
         let mut conn = self.db.get().await.map_err(DbError::from)?;
         diesel::insert_into(failed_jobs::table)
             .values(&row)

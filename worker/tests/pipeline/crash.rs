@@ -73,44 +73,49 @@ async fn a_worker_killed_midway_loses_nothing_and_answers_nothing_twice() {
         stats.length == 0 && stats.pending == 0 && stats.delayed == 0
     })
     .await;
-    // What a crash left committed but unsent goes out by the job's rerun or, for a job already
-    // acknowledged, by the relay (the scheduler runs it every 10 s; here, at once).
-    w.conversations()
-        .outbox
-        .relay_stale(Duration::ZERO, 10_000)
-        .await
-        .unwrap();
     drop(survivor);
+    answered_once_and_nothing_left(&w, MESSAGES).await;
 
-    // Stored once, answered once: one reply per customer message, one contact and session each.
+    // Stored once, one contact and session per customer.
     assert_eq!(w.count(inbound).await, MESSAGES);
-    let replies = "SELECT DISTINCT payload->>'in_reply_to' FROM messages WHERE sender_type = 'bot'";
-    assert_eq!(w.count(replies).await, MESSAGES);
-    assert_eq!(
-        w.count("SELECT 1 FROM messages WHERE sender_type = 'bot'")
-            .await,
-        MESSAGES
-    );
     assert_eq!(w.count("SELECT 1 FROM contacts").await, CUSTOMERS as i64);
     assert_eq!(w.count("SELECT 1 FROM sessions").await, CUSTOMERS as i64);
     // Logged once: one `message.ready` per message, customer's and bot's.
     let ready = "SELECT 1 FROM event_logs WHERE type = 'message.ready'";
     assert_eq!(w.count(ready).await, 2 * MESSAGES);
-    // Enqueued once: one delivery job per reply (the dedup key holds across reruns).
-    let deliveries = QueueName::new("deliveries").unwrap();
-    let delivery_stats = w.redis.queues.stats(&deliveries).await.unwrap();
-    assert_eq!(delivery_stats.length, MESSAGES as u64);
-    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
-    assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
-    assert_eq!(w.count("SELECT 1 FROM failed_jobs").await, 0);
 
     // Broadcast at least once: every logged `message.ready` reached the subscriber (a crash
     // between publish and cleanup may have sent one twice, with the same id).
-    let logged = w.count(ready).await as usize;
     eventually("every message.ready broadcast", || async {
-        ready_ids(&subscriber.seen()).len() == logged
+        ready_ids(&subscriber.seen()).len() == 2 * MESSAGES as usize
     })
     .await;
+}
+
+/// Once every job settled: `messages` customer messages were answered once each (one bot reply
+/// and one delivery job per message — the dedup key holds across reruns), and nothing is left
+/// in the outboxes or failed jobs. What a crash left committed but unsent goes out by the job's
+/// rerun or, for a job already acknowledged, by the relay, run here at once (the scheduler runs
+/// it every 10 s).
+async fn answered_once_and_nothing_left(w: &World, messages: i64) {
+    w.conversations()
+        .outbox
+        .relay_stale(Duration::ZERO, 10_000)
+        .await
+        .unwrap();
+    let replies = "SELECT DISTINCT payload->>'in_reply_to' FROM messages WHERE sender_type = 'bot'";
+    assert_eq!(w.count(replies).await, messages);
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE sender_type = 'bot'")
+            .await,
+        messages
+    );
+    let deliveries = QueueName::new("deliveries").unwrap();
+    let delivery_stats = w.redis.queues.stats(&deliveries).await.unwrap();
+    assert_eq!(delivery_stats.length, messages as u64);
+    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
+    assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
+    assert_eq!(w.count("SELECT 1 FROM failed_jobs").await, 0);
 }
 
 /// How many entries the consumer of process `pid` holds (read, not settled): consumer names
@@ -202,24 +207,7 @@ async fn a_postgres_outage_delays_messages_and_loses_none() {
             && stats.delayed == 0
     })
     .await;
-    w.conversations()
-        .outbox
-        .relay_stale(Duration::ZERO, 10_000)
-        .await
-        .unwrap();
-    let replies = "SELECT DISTINCT payload->>'in_reply_to' FROM messages WHERE sender_type = 'bot'";
-    assert_eq!(w.count(replies).await, OUTAGE_MESSAGES + 1);
-    assert_eq!(
-        w.count("SELECT 1 FROM messages WHERE sender_type = 'bot'")
-            .await,
-        OUTAGE_MESSAGES + 1
-    );
-    assert_eq!(w.count("SELECT 1 FROM failed_jobs").await, 0);
-    assert_eq!(w.count("SELECT 1 FROM event_outbox").await, 0);
-    assert_eq!(w.count("SELECT 1 FROM job_outbox").await, 0);
-    let deliveries = QueueName::new("deliveries").unwrap();
-    let delivery_stats = w.redis.queues.stats(&deliveries).await.unwrap();
-    assert_eq!(delivery_stats.length, (OUTAGE_MESSAGES + 1) as u64);
+    answered_once_and_nothing_left(&w, OUTAGE_MESSAGES + 1).await;
 }
 
 /// `count`, or None while the test's own pooled connections still carry the outage's scars.
