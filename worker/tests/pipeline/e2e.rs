@@ -130,6 +130,23 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The `ingress` binary at `binary` with `vars` on a free port, once it answers `/readyz`.
+async fn start_ingress(
+    binary: &PathBuf,
+    mut vars: Vec<(&'static str, String)>,
+) -> (Proc, SocketAddr) {
+    let port = free_port();
+    vars.push(("PORT", port.to_string()));
+    let ingress = spawn(binary, &[], &vars);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    eventually("ingress is ready", || async {
+        tokio::net::TcpStream::connect(addr).await.is_ok()
+            && send(addr, "GET", "/readyz", &[], "").await.status == 200
+    })
+    .await;
+    (ingress, addr)
+}
+
 /// Where webhooks go and where the API is served, and what keeps them running.
 struct Front {
     webhooks: SocketAddr,
@@ -141,16 +158,7 @@ struct Front {
 async fn front(w: &World) -> Front {
     let binary = PathBuf::from(env!("CARGO_BIN_EXE_worker")).with_file_name("ingress");
     if binary.exists() {
-        let port = free_port();
-        let mut vars = env(w);
-        vars.push(("PORT", port.to_string()));
-        let ingress = spawn(&binary, &[], &vars);
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        eventually("ingress is ready", || async {
-            tokio::net::TcpStream::connect(addr).await.is_ok()
-                && send(addr, "GET", "/readyz", &[], "").await.status == 200
-        })
-        .await;
+        let (ingress, addr) = start_ingress(&binary, env(w)).await;
         let probe = send(addr, "GET", "/api/sessions", &[], "").await;
         if probe.body["code"] == "missing_api_key" {
             return Front {
@@ -630,15 +638,7 @@ async fn the_binaries_reach_redis_and_postgres_over_unix_sockets() {
     let _worker = spawn(&worker_binary, &["--queue=whatsapp-messages"], &vars);
     let ingress_binary = worker_binary.with_file_name("ingress");
     let _ingress = if ingress_binary.exists() {
-        let port = free_port();
-        vars.push(("PORT", port.to_string()));
-        let ingress = spawn(&ingress_binary, &[], &vars);
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        eventually("ingress is ready", || async {
-            tokio::net::TcpStream::connect(addr).await.is_ok()
-                && send(addr, "GET", "/readyz", &[], "").await.status == 200
-        })
-        .await;
+        let (ingress, addr) = start_ingress(&ingress_binary, vars).await;
         let hook = format!("/webhooks/waha/{}", w.inbox_id);
         let headers = [("content-type", "application/json")];
         let response = send(addr, "POST", &hook, &headers, waha_body("wamid-unix", "hi")).await;
