@@ -207,14 +207,29 @@ async fn a_postgres_outage_delays_messages_and_loses_none() {
     w.db.accept_connections().await;
 
     let queue = QueueName::new("whatsapp-messages").unwrap();
-    eventually("every message stored and every job settled", || async {
-        let stats = w.redis.queues.stats(&queue).await.unwrap();
-        counted(&w, inbound).await == Some(OUTAGE_MESSAGES + 1)
-            && stats.length == 0
-            && stats.pending == 0
-            && stats.delayed == 0
+    // As `eventually`, but a timeout says what was seen last (this test is about timing).
+    let mut last = String::new();
+    let settled = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let stats = w.redis.queues.stats(&queue).await.unwrap();
+            let stored = counted(&w, inbound).await;
+            if stored == Some(OUTAGE_MESSAGES + 1)
+                && stats.length == 0
+                && stats.pending == 0
+                && stats.delayed == 0
+            {
+                return;
+            }
+            let failed = counted(&w, "SELECT 1 FROM failed_jobs").await;
+            last = format!("stored {stored:?}, failed jobs {failed:?}, {stats:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     })
     .await;
+    assert!(
+        settled.is_ok(),
+        "timed out waiting for every message stored and every job settled; last seen: {last}"
+    );
     answered_once_and_nothing_left(&w, OUTAGE_MESSAGES + 1).await;
 }
 
