@@ -3,7 +3,8 @@
 //! `ingress` and `worker` binaries (taken from beside this one), a fresh database, the local
 //! Redis. By default every message opens a new conversation (a new contact and session), the
 //! costlier path; with `--conversations N`, N customers write in turn, their first messages sent
-//! as an unmeasured warm-up, so every measured message is a follow-up in an open session. The
+//! as an unmeasured warm-up, so every measured message is a follow-up in an open session, and
+//! `--new-every K` mixes the two: every K-th measured message comes from a new customer. The
 //! load is open-loop: latency counts from each message's scheduled send time, so a stall is not
 //! hidden by the generator slowing down. It also reports the CPU time each process spent on the
 //! measured messages (from /proc: ingress, the workers, the whole Postgres cluster behind
@@ -12,6 +13,7 @@
 //!
 //! cargo build --release --bins && target/release/pipeline-bench --rate 1000 --seconds 10
 //! target/release/pipeline-bench --rate 1000 --seconds 10 --conversations 1000
+//! target/release/pipeline-bench --rate 1000 --seconds 10 --conversations 1000 --new-every 10
 //! target/release/pipeline-bench --rate 1000 --seconds 10 --fsync-probe /var/lib/postgresql
 //! target/release/pipeline-bench --rate 1000 --seconds 10 --recycle-wal 400
 
@@ -44,6 +46,10 @@ struct Args {
     /// open the conversations before the measurement starts.
     #[arg(long, default_value_t = 0)]
     conversations: usize,
+    /// With `--conversations`: every K-th measured message comes from a new customer instead
+    /// (opens a conversation), as when conversations start and go on side by side. 0: none.
+    #[arg(long, default_value_t = 0)]
+    new_every: usize,
     /// New conversations sent before measuring (connections dialled, plans cached), when
     /// `--conversations` is 0.
     #[arg(long, default_value_t = 200)]
@@ -148,12 +154,14 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
             count: args.warmup,
             conversations: 0,
             first_customer: 90_000_000,
+            new_every: 0,
         },
         n => Phase {
             tag: "open",
             count: n,
             conversations: n,
             first_customer: 0,
+            new_every: 0,
         },
     };
     if warmup.count > 0 {
@@ -179,7 +187,13 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
         args.seconds,
         match args.conversations {
             0 => "each a new conversation".to_owned(),
-            n => format!("follow-ups in {n} open conversations"),
+            n => match args.new_every {
+                0 => format!("follow-ups in {n} open conversations"),
+                1 => format!("each a new conversation, {n} more open"),
+                k => format!(
+                    "every {k}th from a new customer, the others follow-ups in {n} open conversations"
+                ),
+            },
         },
         args.workers,
         args.concurrency
@@ -189,6 +203,7 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
         count: total,
         conversations: args.conversations,
         first_customer: 0,
+        new_every: args.new_every,
     };
     let probe = match &args.fsync_probe {
         Some(dir) => Some(fsync_probe::Probe::start(dir, run)?),
@@ -222,14 +237,18 @@ struct Target<'a> {
 }
 
 /// A run of webhooks: `count` messages, from `conversations` customers in turn (0: each from a
-/// new one), numbered from `first_customer`; `tag` keeps provider message ids of different
-/// phases apart.
+/// new one), numbered from `first_customer`, every `new_every`-th from a new one instead (0:
+/// none); `tag` keeps provider message ids of different phases apart.
 struct Phase {
     tag: &'static str,
     count: usize,
     conversations: usize,
     first_customer: usize,
+    new_every: usize,
 }
+
+/// Customers no phase writes as anyone else: the mix's new ones.
+const NEW_CUSTOMERS_FROM: usize = 50_000_000;
 
 /// Sends a phase's webhooks at `rate` per second on a fixed schedule over keep-alive connections.
 async fn load(
@@ -256,11 +275,11 @@ async fn load(
         let due = start + interval * i as u32;
         tokio::time::sleep_until(due.into()).await;
         let id = format!("false_{}{i}@c.us_{run}", phase.tag);
-        let customer = phase.first_customer
-            + match phase.conversations {
-                0 => i,
-                n => i % n,
-            };
+        let customer = match (phase.conversations, phase.new_every) {
+            (0, _) => phase.first_customer + i,
+            (_, k) if k > 0 && i % k == 0 => NEW_CUSTOMERS_FROM + i,
+            (n, _) => phase.first_customer + i % n,
+        };
         clock.lock().unwrap().due.insert(id.clone(), due);
         tx.send((id, customer)).await.ok();
     }
