@@ -8,9 +8,10 @@
 //!
 //! How: at most `transactions` store transactions run at once. A step waits in a queue; the job
 //! that gets a free transaction takes up to `max_steps` waiting steps of one tenant (oldest
-//! first), orders them by customer — so every shared transaction takes customers' row locks in
-//! the same order and none can wait on another in a cycle — and runs them one after another in
-//! one transaction, each under its own job id as causation (`Tx::switch_cause`; all their events
+//! first), orders them by customer — so shared transactions take customers' row locks in the
+//! same order — looks up their senders' open conversations in one pipelined exchange (a round
+//! trip per step less; see [`look_up_senders`]) and runs the steps one after another in one
+//! transaction, each under its own job id as causation (`Tx::switch_cause`; all their events
 //! and staged jobs are written by one call before the COMMIT). One COMMIT;
 //! then the events are published and the jobs enqueued (`settle`); only then does each job get
 //! its result, so nothing is acked before it is committed and sent. If a step fails — a handoff
@@ -25,7 +26,10 @@ use std::{
 };
 
 use shared::{
-    bot::InboxBot, conversation::ConversationError, events::outbox::Effects, jobs::JobError,
+    bot::InboxBot,
+    conversation::{ConversationError, sessions},
+    events::outbox::Effects,
+    jobs::JobError,
     queue::Job,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
@@ -229,8 +233,18 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
         .begin(&first.inbound.tenant_id, &first.job.id.to_string())
         .await
         .map_err(step_failed)?;
+    let mut ahead = match look_up_senders(&mut tx, steps).await {
+        Ok(ahead) => ahead.into_iter(),
+        Err(error) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rollback failed; the connection is dropped");
+            }
+            return Err(step_failed(error));
+        }
+    };
     let mut landed = Vec::with_capacity(steps.len());
     for step in steps {
+        let looked_up = ahead.next().flatten();
         let span = tracing::info_span!(
             "store_step",
             job_id = %step.job.id,
@@ -242,7 +256,7 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
             if steps.len() > 1 {
                 tx.switch_cause(&step.job.id.to_string());
             }
-            inbound::store_in(p, &mut tx, step).await
+            inbound::store_in(p, &mut tx, step, looked_up).await
         }
         .instrument(span)
         .await;
@@ -261,4 +275,42 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
         at_commit: true,
     })?;
     Ok((landed, effects))
+}
+
+/// Every step's sender looked up in one exchange (`sessions::open_of_senders`, in the batch's
+/// lock order), so that each step needs a round trip less: `None` for a step whose sender another
+/// step of the batch shares — the first of them may change their session (its unrecognised
+/// count, say), so each looks it up when its turn comes — and for a batch of one.
+///
+/// Locks a step takes later (a new customer's contact, a returning one's) still follow the
+/// batch's order, but after the look-ups of the customers behind it. Two shared transactions can
+/// so wait on each other only if one customer's session opened or closed between their
+/// look-ups (one saw it, the other did not); Postgres aborts one after `deadlock_timeout`, and
+/// its steps run alone (the fallback above).
+async fn look_up_senders(
+    tx: &mut shared::conversation::Tx,
+    steps: &[&StoreStep],
+) -> Result<Vec<Option<inbound::LookedUp>>, ConversationError> {
+    if steps.len() < 2 {
+        return Ok(vec![None; steps.len()]);
+    }
+    let shared_sender = |step: &StoreStep| {
+        steps
+            .iter()
+            .filter(|other| other.lock_order() == step.lock_order())
+            .count()
+            > 1
+    };
+    let alone: Vec<bool> = steps.iter().map(|step| !shared_sender(step)).collect();
+    let senders: Vec<(&str, &str)> = steps
+        .iter()
+        .zip(&alone)
+        .filter(|(_, alone)| **alone)
+        .map(|(step, _)| step.lock_order())
+        .collect();
+    let mut found = sessions::open_of_senders(tx, &senders).await?.into_iter();
+    Ok(alone
+        .into_iter()
+        .map(|alone| if alone { found.next() } else { None })
+        .collect())
 }

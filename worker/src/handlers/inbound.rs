@@ -85,26 +85,37 @@ pub(super) async fn store_alone(p: &Pipeline, step: &StoreStep) -> Result<Landed
         .conversations
         .begin(&step.inbound.tenant_id, &step.job.id.to_string())
         .await?;
-    let result = store_in(p, &mut tx, step).await;
+    let result = store_in(p, &mut tx, step, None).await;
     let (landed, effects) = tx.finish(result).await?;
     p.conversations.settle(effects).await;
     Ok(landed)
 }
 
+/// What the look-up of a sender's open conversation found ([`sessions::open_of_sender`]).
+pub(super) type LookedUp = Option<(Contact, Session)>;
+
 /// Step one (with a local bot, step two too) in `tx`, which may be shared with other jobs'
-/// steps (super::batch).
+/// steps (super::batch). `ahead`: the sender's look-up, when the batch made it for every step
+/// at once in this transaction.
 pub(super) async fn store_in(
     p: &Pipeline,
     tx: &mut Tx,
     step: &StoreStep,
+    ahead: Option<LookedUp>,
 ) -> Result<Landed, ConversationError> {
     let (job, inbound) = (&step.job, &*step.inbound);
     let kind = p
         .inbox_kinds
         .of_tenant(tx.conn(), &inbound.inbox_id, &inbound.tenant_id)
         .await?;
-    let (contact, session) =
-        sessions::of_sender(tx, &inbound.inbox_id, &inbound.contact, &job.correlation_id).await?;
+    let (inbox_id, sender, correlation_id) =
+        (&inbound.inbox_id, &inbound.contact, &job.correlation_id);
+    let (contact, session) = match ahead {
+        Some(open) => {
+            sessions::of_sender_looked_up(tx, open, inbox_id, sender, correlation_id).await?
+        }
+        None => sessions::of_sender(tx, inbox_id, sender, correlation_id).await?,
+    };
     // A local bot answers a new message on the bot path right here, in this transaction.
     let answer_now = step.local_bot.is_some() && session.state()? == SessionState::Bot;
     let stored = messages::store_inbound(tx, &session, inbound.message.clone(), answer_now).await?;

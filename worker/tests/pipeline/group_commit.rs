@@ -208,3 +208,73 @@ async fn with_a_subscription_each_step_stages_its_own_fan_out_of_its_own_events(
         assert_eq!(w.count(&causes).await, 1, "all of one step's events");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn known_and_new_customers_in_one_transaction_each_find_their_own_conversation() {
+    // The batch looks every sender up in one exchange before its steps run.
+    let w = World::new().await;
+    for customer in ["a@c.us", "b@c.us"] {
+        w.run(&w.waha(customer, &format!("{customer}-1"), "hello"))
+            .await
+            .unwrap();
+    }
+    let jobs = vec![
+        w.waha("b@c.us", "b@c.us-2", "hello"),
+        w.waha("c@c.us", "c@c.us-1", "hello"),
+        w.waha("a@c.us", "a@c.us-2", "hello"),
+    ];
+    let outcomes = handle_together(&w.pipeline, &jobs).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+
+    assert_eq!(
+        w.count(INBOUND_WRITERS).await,
+        3,
+        "two alone, then one shared"
+    );
+    assert_eq!(w.count("SELECT 1 FROM contacts").await, 3);
+    assert_eq!(w.count("SELECT 1 FROM sessions").await, 3);
+    // a's and b's follow-ups joined their open sessions.
+    assert_eq!(
+        w.count(
+            "SELECT session_id FROM messages WHERE direction = 'inbound' \
+             GROUP BY session_id HAVING count(*) = 2"
+        )
+        .await,
+        2
+    );
+    let types = w.event_types().await;
+    assert_eq!(types.iter().filter(|t| *t == "session.created").count(), 3);
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE sender_type = 'bot'")
+            .await,
+        5
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customers_two_unrecognised_messages_in_one_transaction_count_twice() {
+    // The second step must see the session as the first left it (unrecognised count 1), not as
+    // a look-up made for both before either ran found it.
+    let w = World::new().await;
+    w.run(&w.waha("a@c.us", "a-0", "hello")).await.unwrap();
+    let jobs = vec![
+        w.waha("a@c.us", "a-1", "where is my parcel"),
+        w.waha("a@c.us", "a-2", "it was due monday"),
+        w.waha("z@c.us", "z-1", "hello"),
+    ];
+    let outcomes = handle_together(&w.pipeline, &jobs).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(
+        w.count(INBOUND_WRITERS).await,
+        2,
+        "one alone, then one shared"
+    );
+    assert_eq!(
+        w.count("SELECT 1 FROM sessions WHERE unrecognised_count = 2")
+            .await,
+        1,
+        "a's session counted both"
+    );
+    // A third would hand off (the default limit is three); two do not.
+    assert_eq!(w.count("SELECT 1 FROM queue_items").await, 0);
+}
