@@ -1,15 +1,20 @@
 //! Contacts: one per customer per inbox, found by the provider's id for them.
 //!
-//! Find-or-create is `INSERT … ON CONFLICT DO NOTHING` then a locking read: the unique
-//! (inbox, external id) index decides who creates the contact, and the row lock that both
-//! paths end up holding serialises everything that follows for this customer (opening their
-//! session), so two first messages processed at once make one contact and one session.
+//! A new customer's contact is created with their first session in one statement
+//! ([`create_with_session`]: `INSERT … ON CONFLICT DO NOTHING`, the session inserted from the
+//! row it returned); when it creates nothing, the contact exists and a locking read takes it
+//! ([`lock_existing`]). The unique (inbox, external id) index decides who creates the contact,
+//! and the row lock both paths end up holding serialises everything that follows for this
+//! customer, so two first messages processed at once make one contact and one session.
 
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 
-use super::{Contact, ConversationError, Tx};
-use crate::{db::schema::contacts, inboxes::new_id};
+use super::{Contact, ConversationError, Session, Tx, state::SessionState};
+use crate::{
+    db::{keep_prepared, schema::contacts},
+    inboxes::new_id,
+};
 
 /// What a channel tells us about the customer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -21,45 +26,135 @@ pub struct ContactInfo {
     pub phone: Option<String>,
 }
 
-/// The contact for `info` in `inbox_id`, created if new, locked for the rest of the transaction.
-/// Returns whether it was created.
-pub async fn find_or_create(
+/// The inbox's contact `external_id`, which exists, locked for the rest of the transaction.
+pub async fn lock_existing(
     tx: &mut Tx,
     inbox_id: &str,
-    info: &ContactInfo,
-) -> Result<(Contact, bool), ConversationError> {
-    if info.external_id.is_empty() {
-        return Err(ConversationError::invalid("sender", "is empty"));
-    }
+    external_id: &str,
+) -> Result<Contact, ConversationError> {
     let tenant_id = tx.tenant_id().to_owned();
-    let inserted: Option<Contact> = diesel::insert_into(contacts::table)
-        .values((
-            contacts::id.eq(new_id("con")),
-            contacts::tenant_id.eq(&tenant_id),
-            contacts::inbox_id.eq(inbox_id),
-            contacts::external_id.eq(&info.external_id),
-            contacts::name.eq(&info.name),
-            contacts::email.eq(&info.email),
-            contacts::phone.eq(&info.phone),
-        ))
-        .on_conflict((contacts::inbox_id, contacts::external_id))
-        .do_nothing()
-        .returning(Contact::as_returning())
-        .get_result(tx.conn())
-        .await
-        .optional()?;
-    if let Some(contact) = inserted {
-        return Ok((contact, true));
-    }
-    let existing = contacts::table
+    Ok(contacts::table
         .filter(contacts::inbox_id.eq(inbox_id))
-        .filter(contacts::external_id.eq(&info.external_id))
+        .filter(contacts::external_id.eq(external_id))
         .filter(contacts::tenant_id.eq(&tenant_id))
         .select(Contact::as_select())
         .for_no_key_update()
         .first(tx.conn())
-        .await?;
-    Ok((existing, false))
+        .await?)
+}
+
+/// A new customer's contact and their first session (on the bot path), in one statement — or
+/// `None`, creating nothing, when the inbox already has a contact for `info` (then
+/// [`lock_existing`] and `sessions::find_or_open`). A concurrent first message of the same
+/// customer makes this wait for its transaction (the unique index). For the caller to record
+/// `session.created`.
+pub async fn create_with_session(
+    tx: &mut Tx,
+    inbox_id: &str,
+    info: &ContactInfo,
+    correlation_id: &str,
+) -> Result<Option<(Contact, Session)>, ConversationError> {
+    use diesel::sql_types::{Nullable, Text};
+    if info.external_id.is_empty() {
+        return Err(ConversationError::invalid("sender", "is empty"));
+    }
+    let tenant_id = tx.tenant_id().to_owned();
+    // Kept prepared: one statement per new conversation (diesel never keeps a `sql_query`).
+    let row: Option<ContactAndSession> = keep_prepared(
+        diesel::sql_query(
+            "WITH c AS ( \
+               INSERT INTO contacts (id, tenant_id, inbox_id, external_id, name, email, phone) \
+               VALUES ($1, $2, $3, $4, $5, $6, $7) \
+               ON CONFLICT (inbox_id, external_id) DO NOTHING \
+               RETURNING id, tenant_id, inbox_id, external_id, name, email, phone, created_at), \
+             s AS ( \
+               INSERT INTO sessions (id, tenant_id, inbox_id, contact_id, state, correlation_id) \
+               SELECT $8, c.tenant_id, c.inbox_id, c.id, $9, $10 FROM c \
+               RETURNING id, tenant_id, inbox_id, contact_id, state, unrecognised_count, \
+                         correlation_id, created_at, closed_at) \
+             SELECT c.id AS c_id, c.tenant_id AS c_tenant_id, c.inbox_id AS c_inbox_id, \
+                    c.external_id AS c_external_id, c.name AS c_name, c.email AS c_email, \
+                    c.phone AS c_phone, c.created_at AS c_created_at, \
+                    s.id AS s_id, s.state AS s_state, s.unrecognised_count AS s_unrecognised_count, \
+                    s.correlation_id AS s_correlation_id, s.created_at AS s_created_at, \
+                    s.closed_at AS s_closed_at \
+               FROM c CROSS JOIN s",
+        )
+        .bind::<Text, _>(new_id("con"))
+        .bind::<Text, _>(&tenant_id)
+        .bind::<Text, _>(inbox_id)
+        .bind::<Text, _>(&info.external_id)
+        .bind::<Nullable<Text>, _>(&info.name)
+        .bind::<Nullable<Text>, _>(&info.email)
+        .bind::<Nullable<Text>, _>(&info.phone)
+        .bind::<Text, _>(new_id("ses"))
+        .bind::<Text, _>(SessionState::Bot.to_string())
+        .bind::<Text, _>(correlation_id),
+    )
+    .get_result(tx.conn())
+    .await
+    .optional()?;
+    Ok(row.map(ContactAndSession::split))
+}
+
+/// The row of [`create_with_session`].
+#[derive(QueryableByName)]
+struct ContactAndSession {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    c_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    c_tenant_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    c_inbox_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    c_external_id: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    c_name: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    c_email: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    c_phone: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    c_created_at: chrono::DateTime<chrono::Utc>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    s_id: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    s_state: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    s_unrecognised_count: i32,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    s_correlation_id: String,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    s_created_at: chrono::DateTime<chrono::Utc>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    s_closed_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl ContactAndSession {
+    fn split(self) -> (Contact, Session) {
+        let session = Session {
+            id: self.s_id,
+            tenant_id: self.c_tenant_id.clone(),
+            inbox_id: self.c_inbox_id.clone(),
+            contact_id: self.c_id.clone(),
+            state: self.s_state,
+            unrecognised_count: self.s_unrecognised_count,
+            correlation_id: self.s_correlation_id,
+            created_at: self.s_created_at,
+            closed_at: self.s_closed_at,
+        };
+        let contact = Contact {
+            id: self.c_id,
+            tenant_id: self.c_tenant_id,
+            inbox_id: self.c_inbox_id,
+            external_id: self.c_external_id,
+            name: self.c_name,
+            email: self.c_email,
+            phone: self.c_phone,
+            created_at: self.c_created_at,
+        };
+        (contact, session)
+    }
 }
 
 /// A contact of this tenant by id.

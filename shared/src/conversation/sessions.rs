@@ -38,8 +38,9 @@ macro_rules! open_of_sender_query {
 
 /// The conversation a customer message belongs to: the sender's contact and open session, both
 /// locked (which serialises this customer's messages from here on) — found in one statement
-/// for a follow-up ([`open_of_sender`]); else the contact found or created and its open session
-/// found or opened (`session.created`).
+/// for a follow-up ([`open_of_sender`]); else a new customer's contact and session created in
+/// one statement (`session.created`), or a returning customer's contact locked and its open
+/// session found or opened.
 pub async fn of_sender(
     tx: &mut Tx,
     inbox_id: &str,
@@ -62,18 +63,22 @@ pub async fn of_sender_looked_up(
     if let Some(open) = open {
         return Ok(open);
     }
-    let (contact, created) = super::contacts::find_or_create(tx, inbox_id, sender).await?;
-    // A contact created just now has no session to look for.
-    let session = if created {
-        open_new(tx, &contact, correlation_id).await?
-    } else {
-        find_or_open(tx, &contact, correlation_id).await?.0
-    };
+    // A new customer: contact and session in one statement.
+    if let Some((contact, session)) =
+        super::contacts::create_with_session(tx, inbox_id, sender, correlation_id).await?
+    {
+        announce_new(tx, &contact, &session).await?;
+        return Ok((contact, session));
+    }
+    // A returning customer (no open session), or one whose first message another transaction
+    // stored just now.
+    let contact = super::contacts::lock_existing(tx, inbox_id, &sender.external_id).await?;
+    let session = find_or_open(tx, &contact, correlation_id).await?.0;
     Ok((contact, session))
 }
 
 /// The open session of the inbox's customer `external_id` with its contact, both locked (contact
-/// first, as [`super::contacts::find_or_create`] then [`find_or_open`] would), in one statement —
+/// first, as [`super::contacts::lock_existing`] then [`find_or_open`] would), in one statement —
 /// or `None` when the customer is new or has no open session.
 ///
 /// Every follow-up message of a conversation takes this path: one round trip instead of the
@@ -154,16 +159,25 @@ pub async fn open_new(
         .returning(Session::as_returning())
         .get_result(tx.conn())
         .await?;
+    announce_new(tx, contact, &session).await?;
+    Ok(session)
+}
+
+/// Records `session.created` for a session opened just now.
+async fn announce_new(
+    tx: &mut Tx,
+    contact: &Contact,
+    session: &Session,
+) -> Result<(), ConversationError> {
     tx.emit(NewEvent {
         event_type: types::SESSION_CREATED,
         aggregate_type: "session",
         aggregate_id: session.id.clone(),
         correlation_id: session.correlation_id.clone(),
-        data: json!({ "session": json(&session), "contact": contact_json(contact) }),
+        data: json!({ "session": json(session), "contact": contact_json(contact) }),
         route: Route::session(&session.id, session.agent_type()),
     })
-    .await?;
-    Ok(session)
+    .await
 }
 
 /// The tenant's session `id`, locked against concurrent path changes.

@@ -278,3 +278,55 @@ async fn a_customers_two_unrecognised_messages_in_one_transaction_count_twice() 
     // A third would hand off (the default limit is three); two do not.
     assert_eq!(w.count("SELECT 1 FROM queue_items").await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customer_whose_session_closed_gets_a_new_session_on_the_same_contact() {
+    // The look-up finds no open session, the contact-and-session insert finds the contact: the
+    // step locks the contact and opens a session for it — alone and in a shared transaction.
+    let w = World::new().await;
+    for customer in ["a@c.us", "b@c.us"] {
+        w.run(&w.waha(customer, &format!("{customer}-1"), "hello"))
+            .await
+            .unwrap();
+    }
+    {
+        use diesel_async::SimpleAsyncConnection as _;
+        let mut conn = w.db.pool.get().await.unwrap();
+        conn.batch_execute("UPDATE sessions SET state = 'closed', closed_at = now()")
+            .await
+            .unwrap();
+    }
+    w.run(&w.waha("a@c.us", "a@c.us-2", "hello")).await.unwrap();
+    let outcomes = handle_together(
+        &w.pipeline,
+        &[
+            w.waha("b@c.us", "b@c.us-2", "hello"),
+            w.waha("c@c.us", "c@c.us-1", "hello"),
+        ],
+    )
+    .await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+
+    assert_eq!(w.count("SELECT 1 FROM contacts").await, 3);
+    assert_eq!(
+        w.count("SELECT 1 FROM sessions WHERE state = 'closed'")
+            .await,
+        2
+    );
+    assert_eq!(
+        w.count("SELECT 1 FROM sessions WHERE state = 'bot'").await,
+        3
+    );
+    // Every contact's latest message is in its open session.
+    assert_eq!(
+        w.count(
+            "SELECT 1 FROM messages m JOIN sessions s ON s.id = m.session_id \
+             WHERE m.provider_message_id IN ('a@c.us-2', 'b@c.us-2', 'c@c.us-1') \
+               AND s.state = 'bot'"
+        )
+        .await,
+        3
+    );
+    let types = w.event_types().await;
+    assert_eq!(types.iter().filter(|t| *t == "session.created").count(), 5);
+}
