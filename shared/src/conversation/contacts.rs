@@ -7,7 +7,10 @@
 //! and the row lock both paths end up holding serialises everything that follows for this
 //! customer, so two first messages processed at once make one contact and one session.
 
-use diesel::prelude::*;
+use diesel::{
+    prelude::*,
+    sql_types::{Integer, Nullable, Text, Timestamptz},
+};
 use diesel_async::RunQueryDsl;
 
 use super::{Contact, ConversationError, Session, Tx, state::SessionState};
@@ -54,7 +57,6 @@ pub async fn create_with_session(
     info: &ContactInfo,
     correlation_id: &str,
 ) -> Result<Option<(Contact, Session)>, ConversationError> {
-    use diesel::sql_types::{Nullable, Text};
     if info.external_id.is_empty() {
         return Err(ConversationError::invalid("sender", "is empty"));
     }
@@ -100,33 +102,33 @@ pub async fn create_with_session(
 /// The row of [`create_with_session`].
 #[derive(QueryableByName)]
 struct ContactAndSession {
-    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(sql_type = Text)]
     c_id: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(sql_type = Text)]
     c_tenant_id: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(sql_type = Text)]
     c_inbox_id: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(sql_type = Text)]
     c_external_id: String,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    #[diesel(sql_type = Nullable<Text>)]
     c_name: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    #[diesel(sql_type = Nullable<Text>)]
     c_email: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    #[diesel(sql_type = Nullable<Text>)]
     c_phone: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    #[diesel(sql_type = Timestamptz)]
     c_created_at: chrono::DateTime<chrono::Utc>,
-    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(sql_type = Text)]
     s_id: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(sql_type = Text)]
     s_state: String,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
+    #[diesel(sql_type = Integer)]
     s_unrecognised_count: i32,
-    #[diesel(sql_type = diesel::sql_types::Text)]
+    #[diesel(sql_type = Text)]
     s_correlation_id: String,
-    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    #[diesel(sql_type = Timestamptz)]
     s_created_at: chrono::DateTime<chrono::Utc>,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Timestamptz>)]
+    #[diesel(sql_type = Nullable<Timestamptz>)]
     s_closed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 

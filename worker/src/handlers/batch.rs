@@ -27,7 +27,7 @@ use std::{
 
 use shared::{
     bot::InboxBot,
-    conversation::{ConversationError, sessions},
+    conversation::{ConversationError, Tx, sessions},
     events::outbox::Effects,
     jobs::JobError,
     queue::Job,
@@ -223,24 +223,18 @@ impl Fallback {
 
 /// All of `steps` in one transaction: what each landed, and what to send after the commit.
 async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Effects), Fallback> {
-    let step_failed = |error| Fallback {
-        error,
-        at_commit: false,
-    };
     let first = steps.first().expect("a batch has a step");
     let mut tx = p
         .conversations
         .begin(&first.inbound.tenant_id, &first.job.id.to_string())
         .await
-        .map_err(step_failed)?;
+        .map_err(|error| Fallback {
+            error,
+            at_commit: false,
+        })?;
     let mut ahead = match look_up_senders(&mut tx, steps).await {
         Ok(ahead) => ahead.into_iter(),
-        Err(error) => {
-            if let Err(rollback) = tx.rollback().await {
-                tracing::warn!(error = %rollback, "rollback failed; the connection is dropped");
-            }
-            return Err(step_failed(error));
-        }
+        Err(error) => return Err(abandon(tx, error).await),
     };
     let mut landed = Vec::with_capacity(steps.len());
     for step in steps {
@@ -262,12 +256,7 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
         .await;
         match outcome {
             Ok(step_landed) => landed.push(step_landed),
-            Err(error) => {
-                if let Err(rollback) = tx.rollback().await {
-                    tracing::warn!(error = %rollback, "rollback failed; the connection is dropped");
-                }
-                return Err(step_failed(error));
-            }
+            Err(error) => return Err(abandon(tx, error).await),
         }
     }
     let effects = tx.commit().await.map_err(|error| Fallback {
@@ -275,6 +264,17 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
         at_commit: true,
     })?;
     Ok((landed, effects))
+}
+
+/// Rolls the shared transaction back after `error` in its look-ups or one of its steps.
+async fn abandon(tx: Tx, error: ConversationError) -> Fallback {
+    if let Err(rollback) = tx.rollback().await {
+        tracing::warn!(error = %rollback, "rollback failed; the connection is dropped");
+    }
+    Fallback {
+        error,
+        at_commit: false,
+    }
 }
 
 /// Every step's sender looked up in one exchange (`sessions::open_of_senders`, in the batch's
@@ -288,7 +288,7 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
 /// look-ups (one saw it, the other did not); Postgres aborts one after `deadlock_timeout`, and
 /// its steps run alone (the fallback above).
 async fn look_up_senders(
-    tx: &mut shared::conversation::Tx,
+    tx: &mut Tx,
     steps: &[&StoreStep],
 ) -> Result<Vec<Option<inbound::LookedUp>>, ConversationError> {
     if steps.len() < 2 {
