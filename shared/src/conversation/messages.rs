@@ -13,7 +13,7 @@
 //! shared::channels::status and is stamped in `message_deliveries` in the same transaction.
 
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde_json::{Value, json};
 
 use super::{
@@ -87,8 +87,21 @@ pub async fn store_inbound(
     new: NewInbound,
     answers: bool,
 ) -> Result<Stored, ConversationError> {
+    let inserted = insert_inbound(tx.conn(), session, &new, answers).await?;
+    inbound_stored(tx, session, &new, inserted).await
+}
+
+/// [`store_inbound`]'s statement alone, on a shared borrow of the transaction's connection, so
+/// that several messages' inserts can be pipelined (worker/src/handlers/batch.rs): the new row,
+/// or `None` when the provider message id is already stored. Finish with [`inbound_stored`].
+pub async fn insert_inbound(
+    mut conn: &AsyncPgConnection,
+    session: &Session,
+    new: &NewInbound,
+    answers: bool,
+) -> Result<Option<Message>, ConversationError> {
     let live = session.state()? == super::state::SessionState::Live;
-    let inserted: Option<Message> = diesel::insert_into(messages::table)
+    Ok(diesel::insert_into(messages::table)
         .values((
             messages::id.eq(new_id("msg")),
             messages::tenant_id.eq(&session.tenant_id),
@@ -105,9 +118,19 @@ pub async fn store_inbound(
         ))
         .on_conflict_do_nothing()
         .returning(Message::as_returning())
-        .get_result(tx.conn())
+        .get_result(&mut conn)
         .await
-        .optional()?;
+        .optional()?)
+}
+
+/// What [`insert_inbound`] did, told: a new message is announced (`message.ready`); for a
+/// duplicate (`inserted` is `None`) the earlier row is read.
+pub async fn inbound_stored(
+    tx: &mut Tx,
+    session: &Session,
+    new: &NewInbound,
+    inserted: Option<Message>,
+) -> Result<Stored, ConversationError> {
     let Some(message) = inserted else {
         let earlier = messages::table
             .filter(messages::inbox_id.eq(&session.inbox_id))
@@ -146,12 +169,23 @@ pub async fn store_outbound(
     inbox_kind: InboxKind,
     new: NewOutbound,
 ) -> Result<Message, ConversationError> {
-    let (sender_type, agent_id, event) = match &new.sender {
-        Sender::Bot => ("bot", None, types::MESSAGE_READY),
-        Sender::System => ("system", None, types::MESSAGE_READY),
-        Sender::Agent(id) => ("agent", Some(id.clone()), types::MESSAGE_REPLY_READY),
+    let message = insert_outbound(tx.conn(), session, &new).await?;
+    outbound_stored(tx, session, contact, inbox_kind, &new.sender, message).await
+}
+
+/// [`store_outbound`]'s statement alone, on a shared borrow of the transaction's connection (as
+/// [`insert_inbound`]). Finish with [`outbound_stored`].
+pub async fn insert_outbound(
+    mut conn: &AsyncPgConnection,
+    session: &Session,
+    new: &NewOutbound,
+) -> Result<Message, ConversationError> {
+    let (sender_type, agent_id) = match &new.sender {
+        Sender::Bot => ("bot", None),
+        Sender::System => ("system", None),
+        Sender::Agent(id) => ("agent", Some(id.clone())),
     };
-    let message: Message = diesel::insert_into(messages::table)
+    Ok(diesel::insert_into(messages::table)
         .values((
             messages::id.eq(new_id("msg")),
             messages::tenant_id.eq(&session.tenant_id),
@@ -168,8 +202,24 @@ pub async fn store_outbound(
             messages::processed_at.eq(Some(chrono::Utc::now())),
         ))
         .returning(Message::as_returning())
-        .get_result(tx.conn())
-        .await?;
+        .get_result(&mut conn)
+        .await?)
+}
+
+/// An outbound message [`insert_outbound`] stored: announced (`message.ready` for the bot and
+/// the system, `message.reply_ready` for agents) and its `deliveries` job staged.
+pub async fn outbound_stored(
+    tx: &mut Tx,
+    session: &Session,
+    contact: &Contact,
+    inbox_kind: InboxKind,
+    sender: &Sender,
+    message: Message,
+) -> Result<Message, ConversationError> {
+    let event = match sender {
+        Sender::Bot | Sender::System => types::MESSAGE_READY,
+        Sender::Agent(_) => types::MESSAGE_REPLY_READY,
+    };
     announce(tx, event, &message, session).await?;
     let thread = delivery::email_thread(tx, session, inbox_kind).await?;
     let prefix = tx.channel_prefix().to_owned();

@@ -252,11 +252,21 @@ pub async fn set_unrecognised(
     session_id: &str,
     count: i32,
 ) -> Result<(), ConversationError> {
+    update_unrecognised(tx.conn(), session_id, count).await
+}
+
+/// [`set_unrecognised`] on a shared borrow of the transaction's connection, so that several
+/// sessions' updates can be pipelined (worker/src/handlers/batch.rs).
+pub async fn update_unrecognised(
+    mut conn: &diesel_async::AsyncPgConnection,
+    session_id: &str,
+    count: i32,
+) -> Result<(), ConversationError> {
     keep_prepared(diesel::update(sessions::table.find(session_id)).set((
         sessions::unrecognised_count.eq(count),
         sessions::updated_at.eq(diesel::dsl::now),
     )))
-    .execute(tx.conn())
+    .execute(&mut conn)
     .await?;
     Ok(())
 }

@@ -6,10 +6,12 @@
 //! events are published and the jobs enqueued. Dropping a `Tx` without committing rolls back: the
 //! pool discards a connection returned mid-transaction.
 //!
-//! A `Tx` may also carry several jobs' steps, one after another ([`Tx::switch_cause`]): each
-//! step's events and jobs carry its own causation id, are written together by the one call
-//! before the COMMIT, and the transaction commits once for all of them (group commit of the
-//! worker's inbound store steps, worker/src/handlers/batch.rs). Such a shared transaction
+//! A `Tx` may also carry several jobs' steps ([`Tx::switch_cause`]): each step's events and jobs
+//! carry its own causation id, are written together by the one call before the COMMIT, and the
+//! transaction commits once for all of them (group commit of the worker's inbound store steps,
+//! worker/src/handlers/batch.rs). The steps may take turns — the batch runs a statement of every
+//! step in one exchange, then the next — and still each step's events are logged together, in
+//! the order it emitted them, steps in the order they first came. Such a shared transaction
 //! refuses a handoff, whose tenant-wide locks could deadlock against another shared
 //! transaction ([`ConversationError::NeedsOwnTransaction`]).
 
@@ -30,10 +32,14 @@ pub struct Tx {
     conn: DbConn,
     ctx: EventContext,
     effects: Effects,
-    /// Events emitted and not yet appended (that happens in [`Tx::commit`]).
-    events: Vec<Prepared>,
-    /// The causation id each of `effects.jobs` was staged under (the job outbox's origin).
-    job_origins: Vec<String>,
+    /// Events emitted and not yet appended (that happens in [`Tx::commit`]), each with the index
+    /// of its step in `steps`.
+    events: Vec<(usize, Prepared)>,
+    /// The causation id each of `effects.jobs` was staged under (the job outbox's origin), with
+    /// the index of its step.
+    job_origins: Vec<(usize, String)>,
+    /// The causation ids of this transaction's steps, in the order they first came.
+    steps: Vec<String>,
     /// Whether this transaction carries more than one job's step.
     shared: bool,
     channel_prefix: String,
@@ -50,12 +56,14 @@ impl Tx {
             .await
             .map_err(|e| ConversationError::Pool(e.to_string()))?;
         AnsiTransactionManager::begin_transaction(&mut *conn).await?;
+        let steps = vec![ctx.causation_id.clone()];
         Ok(Self {
             conn,
             ctx,
             effects: Effects::default(),
             events: Vec::new(),
             job_origins: Vec::new(),
+            steps,
             shared: false,
             channel_prefix: channel_prefix.to_owned(),
         })
@@ -84,19 +92,32 @@ impl Tx {
         self.shared
     }
 
-    /// Ends the current step: what follows belongs to `causation_id` — one more job's step in
-    /// this same transaction (its events and staged jobs carry that id). From then on the
-    /// transaction counts as shared: call it before the first step too.
+    /// What follows belongs to `causation_id` — one more job's step in this same transaction,
+    /// or one it carries already, taking its turn again (its events and staged jobs carry that
+    /// id). From then on the transaction counts as shared: call it before the first step too.
     pub fn switch_cause(&mut self, causation_id: &str) {
         self.ctx.causation_id = causation_id.to_owned();
+        if !self.steps.iter().any(|step| step == causation_id) {
+            self.steps.push(causation_id.to_owned());
+        }
         self.shared = true;
+    }
+
+    /// The index of the current step in `steps`.
+    fn step(&self) -> usize {
+        let cause = &self.ctx.causation_id;
+        self.steps
+            .iter()
+            .position(|step| step == cause)
+            .unwrap_or(0)
     }
 
     /// Records `event` in this transaction: its channels are checked now, it is appended to the
     /// log (in emit order, with the others) just before the commit and published after it.
     /// Async only for the callers' sake: it does no I/O.
     pub async fn emit(&mut self, event: NewEvent) -> Result<(), ConversationError> {
-        self.events.push(log::prepare(&self.ctx, event)?);
+        let step = self.step();
+        self.events.push((step, log::prepare(&self.ctx, event)?));
         Ok(())
     }
 
@@ -109,7 +130,8 @@ impl Tx {
         dedup_key: Option<String>,
     ) -> Result<(), ConversationError> {
         self.effects.jobs.push(StagedJob { job, dedup_key });
-        self.job_origins.push(self.ctx.causation_id.clone());
+        self.job_origins
+            .push((self.step(), self.ctx.causation_id.clone()));
         Ok(())
     }
 
@@ -119,7 +141,8 @@ impl Tx {
         // whether the tenant has subscriptions.
         let mut has_subscriptions = false;
         if !self.events.is_empty() || !self.effects.jobs.is_empty() {
-            let events = std::mem::take(&mut self.events);
+            let events = self.events_by_step();
+            let job_origins = self.jobs_by_step();
             // Boxed for the same reason as the staging below.
             let append: std::pin::Pin<
                 Box<dyn std::future::Future<Output = Result<log::AppendedAll, _>> + Send + '_>,
@@ -128,7 +151,7 @@ impl Tx {
                 &self.ctx,
                 events,
                 &self.effects.jobs,
-                &self.job_origins,
+                &job_origins,
             ));
             let appended = append.await?;
             self.effects.events.extend(appended.events);
@@ -161,6 +184,29 @@ impl Tx {
         }
         AnsiTransactionManager::commit_transaction(&mut *self.conn).await?;
         Ok(std::mem::take(&mut self.effects))
+    }
+
+    /// The emitted events, each step's together (a stable sort: each step's in emit order).
+    fn events_by_step(&mut self) -> Vec<Prepared> {
+        let mut events = std::mem::take(&mut self.events);
+        events.sort_by_key(|(step, _)| *step);
+        events.into_iter().map(|(_, event)| event).collect()
+    }
+
+    /// Puts the staged jobs in step order too; their origins, aligned.
+    fn jobs_by_step(&mut self) -> Vec<String> {
+        let jobs = std::mem::take(&mut self.effects.jobs);
+        let mut staged: Vec<_> = std::mem::take(&mut self.job_origins)
+            .into_iter()
+            .zip(jobs)
+            .collect();
+        staged.sort_by_key(|((step, _), _)| *step);
+        let (origins, jobs): (Vec<_>, Vec<_>) = staged
+            .into_iter()
+            .map(|((_, origin), job)| (origin, job))
+            .unzip();
+        self.effects.jobs = jobs;
+        origins
     }
 
     /// The recorded events by step, in order: (causation id, event ids, the first event's

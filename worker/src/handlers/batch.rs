@@ -9,16 +9,23 @@
 //! How: at most `transactions` store transactions run at once. A step waits in a queue; the job
 //! that gets a free transaction takes up to `max_steps` waiting steps of one tenant (oldest
 //! first), orders them by customer — so shared transactions take customers' row locks in the
-//! same order — looks up their senders' open conversations in one pipelined exchange (a round
-//! trip per step less; see [`look_up_senders`]) and runs the steps one after another in one
-//! transaction, each under its own job id as causation (`Tx::switch_cause`; all their events
-//! and staged jobs are written by one call before the COMMIT). One COMMIT;
+//! same order — and runs them in one transaction, taking turns statement by statement so that
+//! all their look-ups go in one pipelined exchange, then all their messages, then all the bot's
+//! replies (`inbound::store_in`: six round trips for a batch of follow-ups, however many), each
+//! step under its own job id as causation (`Tx::switch_cause`; all their events and staged jobs
+//! are written by one call before the COMMIT, each step's together). One COMMIT;
 //! then the events are published and the jobs enqueued (`settle`); only then does each job get
 //! its result, so nothing is acked before it is committed and sent. If a step fails — a handoff
 //! included, which takes tenant-wide locks and so wants a transaction of its own — or the COMMIT
 //! does, everything is rolled back and every step runs again alone, as without batching, each
 //! job getting its own outcome. With nothing else waiting a step runs alone at once, so at low
 //! load batching adds no wait.
+//!
+//! The price of the look-ups going first: a lock a step takes after them (a new or returning
+//! customer's contact) comes after the look-up locks of the customers behind it in the batch.
+//! Two shared transactions can so wait on each other only if one customer's session opened or
+//! closed between their look-ups (one saw it, the other did not); Postgres aborts one after
+//! `deadlock_timeout`, and its steps run alone (the fallback above).
 
 use std::{
     collections::VecDeque,
@@ -27,13 +34,12 @@ use std::{
 
 use shared::{
     bot::InboxBot,
-    conversation::{ConversationError, Tx, sessions},
+    conversation::{ConversationError, Tx},
     events::outbox::Effects,
     jobs::JobError,
     queue::Job,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
-use tracing::Instrument as _;
 
 use super::{Pipeline, inbound, inbound::Landed, parse::Inbound};
 
@@ -71,6 +77,9 @@ pub async fn handle_together(p: &Pipeline, jobs: &[Job]) -> Vec<Result<(), JobEr
 
 /// One job's store step.
 pub struct StoreStep {
+    /// `store_step`, with the job's id and correlation id: each of the step's turns in a
+    /// transaction runs in it.
+    pub span: tracing::Span,
     pub job: Job,
     pub inbound: Arc<Inbound>,
     /// The inbox's bot when it needs no I/O: it answers in the same transaction.
@@ -79,7 +88,7 @@ pub struct StoreStep {
 
 impl StoreStep {
     /// The order in which shared transactions take customers' locks.
-    fn lock_order(&self) -> (&str, &str) {
+    pub(super) fn lock_order(&self) -> (&str, &str) {
         (&self.inbound.inbox_id, &self.inbound.contact.external_id)
     }
 }
@@ -232,33 +241,11 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
             error,
             at_commit: false,
         })?;
-    let mut ahead = match look_up_senders(&mut tx, steps).await {
-        Ok(ahead) => ahead.into_iter(),
+    // Shared from the first step on when there are several (so that none hands off).
+    let landed = match inbound::store_in(p, &mut tx, steps, steps.len() > 1).await {
+        Ok(landed) => landed,
         Err(error) => return Err(abandon(tx, error).await),
     };
-    let mut landed = Vec::with_capacity(steps.len());
-    for step in steps {
-        let looked_up = ahead.next().flatten();
-        let span = tracing::info_span!(
-            "store_step",
-            job_id = %step.job.id,
-            correlation_id = %step.job.correlation_id,
-            shared_with = steps.len() - 1,
-        );
-        let outcome = async {
-            // From the first step on when there are several (so that none hands off).
-            if steps.len() > 1 {
-                tx.switch_cause(&step.job.id.to_string());
-            }
-            inbound::store_in(p, &mut tx, step, looked_up).await
-        }
-        .instrument(span)
-        .await;
-        match outcome {
-            Ok(step_landed) => landed.push(step_landed),
-            Err(error) => return Err(abandon(tx, error).await),
-        }
-    }
     let effects = tx.commit().await.map_err(|error| Fallback {
         error,
         at_commit: true,
@@ -266,7 +253,7 @@ async fn together(p: &Pipeline, steps: &[&StoreStep]) -> Result<(Vec<Landed>, Ef
     Ok((landed, effects))
 }
 
-/// Rolls the shared transaction back after `error` in its look-ups or one of its steps.
+/// Rolls the shared transaction back after `error` in one of its steps.
 async fn abandon(tx: Tx, error: ConversationError) -> Fallback {
     if let Err(rollback) = tx.rollback().await {
         tracing::warn!(error = %rollback, "rollback failed; the connection is dropped");
@@ -275,42 +262,4 @@ async fn abandon(tx: Tx, error: ConversationError) -> Fallback {
         error,
         at_commit: false,
     }
-}
-
-/// Every step's sender looked up in one exchange (`sessions::open_of_senders`, in the batch's
-/// lock order), so that each step needs a round trip less: `None` for a step whose sender another
-/// step of the batch shares — the first of them may change their session (its unrecognised
-/// count, say), so each looks it up when its turn comes — and for a batch of one.
-///
-/// Locks a step takes later (a new customer's contact, a returning one's) still follow the
-/// batch's order, but after the look-ups of the customers behind it. Two shared transactions can
-/// so wait on each other only if one customer's session opened or closed between their
-/// look-ups (one saw it, the other did not); Postgres aborts one after `deadlock_timeout`, and
-/// its steps run alone (the fallback above).
-async fn look_up_senders(
-    tx: &mut Tx,
-    steps: &[&StoreStep],
-) -> Result<Vec<Option<inbound::LookedUp>>, ConversationError> {
-    if steps.len() < 2 {
-        return Ok(vec![None; steps.len()]);
-    }
-    let shared_sender = |step: &StoreStep| {
-        steps
-            .iter()
-            .filter(|other| other.lock_order() == step.lock_order())
-            .count()
-            > 1
-    };
-    let alone: Vec<bool> = steps.iter().map(|step| !shared_sender(step)).collect();
-    let senders: Vec<(&str, &str)> = steps
-        .iter()
-        .zip(&alone)
-        .filter(|(_, alone)| **alone)
-        .map(|(step, _)| step.lock_order())
-        .collect();
-    let mut found = sessions::open_of_senders(tx, &senders).await?.into_iter();
-    Ok(alone
-        .into_iter()
-        .map(|alone| if alone { found.next() } else { None })
-        .collect())
 }

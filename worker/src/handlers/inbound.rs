@@ -10,10 +10,12 @@
 //! [`super::respond`] like a new message.
 //!
 //! Store steps go through [`super::batch`], which runs several jobs' steps in one transaction
-//! when they queue up.
+//! when they queue up; [`store_in`] runs them, a kind of statement for all at once.
 
 use std::sync::Arc;
 
+use diesel_async::AsyncPgConnection;
+use futures::future::try_join_all;
 use shared::{
     conversation::{
         Contact, ConversationError, Message, Session, Tx,
@@ -25,8 +27,9 @@ use shared::{
     jobs::JobError,
     queue::Job,
 };
+use tracing::Instrument as _;
 
-use super::{Pipeline, batch::StoreStep, parse, respond};
+use super::{Pipeline, batch::StoreStep, parse, respond, respond::BotReply};
 
 /// What step one leaves for step two.
 pub struct Landed {
@@ -50,6 +53,11 @@ pub(super) async fn step(p: &Pipeline, job: &Job) -> Result<StoreStep, JobError>
     let inbound = Arc::new(parse::inbound(job).map_err(JobError::permanent)?);
     let inbox_bot = p.bots.for_inbox(&inbound.inbox_id).await?;
     Ok(StoreStep {
+        span: tracing::info_span!(
+            "store_step",
+            job_id = %job.id,
+            correlation_id = %job.correlation_id,
+        ),
         job: job.clone(),
         inbound,
         local_bot: inbox_bot.is_local().then_some(inbox_bot),
@@ -85,57 +93,228 @@ pub(super) async fn store_alone(p: &Pipeline, step: &StoreStep) -> Result<Landed
         .conversations
         .begin(&step.inbound.tenant_id, &step.job.id.to_string())
         .await?;
-    let result = store_in(p, &mut tx, step, None).await;
-    let (landed, effects) = tx.finish(result).await?;
+    let result = store_in(p, &mut tx, &[step], false).await;
+    let (mut landed, effects) = tx.finish(result).await?;
     p.conversations.settle(effects).await;
-    Ok(landed)
+    Ok(landed.pop().expect("one step, one landing"))
 }
 
-/// What the look-up of a sender's open conversation found ([`sessions::open_of_sender`]).
-pub(super) type LookedUp = Option<(Contact, Session)>;
-
-/// Step one (with a local bot, step two too) in `tx`, which may be shared with other jobs'
-/// steps (super::batch). `ahead`: the sender's look-up, when the batch made it for every step
-/// at once in this transaction.
+/// Step one (with a local bot, step two too) of `steps` in `tx`: one job's step, or several
+/// jobs' steps sharing the transaction (`shared`, super::batch), in the order given.
+///
+/// The steps take turns statement by statement, so that every step's statement of a kind goes
+/// in one exchange, pipelined on the connection: the senders' look-ups, then (after each step's
+/// conversation is found or opened) the messages, then the bot's replies and counts — a round
+/// trip per kind instead of one per step. Between them each step tells what it did (events,
+/// jobs: `Tx` keeps them by step) and its bot decides. A sender with several steps here has one
+/// per round: a round starts after the one before ended, so it sees what that did to the
+/// session (its count of unrecognised messages, say).
 pub(super) async fn store_in(
     p: &Pipeline,
     tx: &mut Tx,
+    steps: &[&StoreStep],
+    shared: bool,
+) -> Result<Vec<Landed>, ConversationError> {
+    let mut landed: Vec<Option<Landed>> = steps.iter().map(|_| None).collect();
+    for round in rounds(steps) {
+        let round_steps: Vec<&StoreStep> = round.iter().map(|&index| steps[index]).collect();
+        let round_landed = store_round(p, tx, &round_steps, shared).await?;
+        for (index, step_landed) in round.into_iter().zip(round_landed) {
+            landed[index] = Some(step_landed);
+        }
+    }
+    Ok(landed
+        .into_iter()
+        .map(|step_landed| step_landed.expect("every step is in a round"))
+        .collect())
+}
+
+/// The steps' indices by round: a sender's first step in the first round, its second in the
+/// second…, in the given order within each.
+fn rounds(steps: &[&StoreStep]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    for (index, step) in steps.iter().enumerate() {
+        let earlier = steps[..index]
+            .iter()
+            .filter(|other| other.lock_order() == step.lock_order())
+            .count();
+        if rounds.len() == earlier {
+            rounds.push(Vec::new());
+        }
+        rounds[earlier].push(index);
+    }
+    rounds
+}
+
+/// A step's conversation, found or opened in this transaction.
+struct Conversation {
+    kind: InboxKind,
+    contact: Contact,
+    session: Session,
+    /// The inbox's local bot answers the message in this transaction (the session is on the
+    /// bot path).
+    answer_now: bool,
+}
+
+/// One round of [`store_in`]: steps of different senders.
+async fn store_round(
+    p: &Pipeline,
+    tx: &mut Tx,
+    steps: &[&StoreStep],
+    shared: bool,
+) -> Result<Vec<Landed>, ConversationError> {
+    // The senders' look-ups, in one exchange (in the given order: a shared transaction's
+    // lock order).
+    let senders: Vec<(&str, &str)> = steps.iter().map(|step| step.lock_order()).collect();
+    let found = sessions::open_of_senders(tx, &senders).await?;
+    let mut conversations = Vec::with_capacity(steps.len());
+    for (step, open) in steps.iter().zip(found) {
+        take_turn(tx, step, shared);
+        let conversation = conversation_of(p, tx, step, open)
+            .instrument(step.span.clone())
+            .await?;
+        conversations.push(conversation);
+    }
+
+    // The messages, in one exchange.
+    let conn: &AsyncPgConnection = tx.conn();
+    let inserted = try_join_all(steps.iter().zip(&conversations).map(|(step, c)| {
+        messages::insert_inbound(conn, &c.session, &step.inbound.message, c.answer_now)
+    }))
+    .await?;
+
+    // Each step tells what it stored; a local bot decides.
+    let mut landed = Vec::with_capacity(steps.len());
+    let mut replies = Vec::new();
+    for (index, ((step, conversation), inserted)) in
+        steps.iter().zip(conversations).zip(inserted).enumerate()
+    {
+        take_turn(tx, step, shared);
+        let (step_landed, reply) = stored(tx, step, conversation, inserted)
+            .instrument(step.span.clone())
+            .await?;
+        if let Some(reply) = reply {
+            replies.push((index, reply));
+        }
+        landed.push(step_landed);
+    }
+    if replies.is_empty() {
+        return Ok(landed);
+    }
+
+    // The bot's replies and the sessions' counts, in one exchange.
+    let conn: &AsyncPgConnection = tx.conn();
+    let new_replies = try_join_all(replies.iter().filter_map(|(index, reply)| {
+        let new = reply.reply.as_ref()?;
+        let session = &landed[*index].session;
+        Some(async move {
+            let message = messages::insert_outbound(conn, session, new).await?;
+            Ok::<_, ConversationError>((*index, new, message))
+        })
+    }));
+    let counts = try_join_all(replies.iter().filter_map(|(index, reply)| {
+        let count = reply.unrecognised?;
+        Some(sessions::update_unrecognised(
+            conn,
+            &landed[*index].session.id,
+            count,
+        ))
+    }));
+    let (new_replies, _) = futures::try_join!(new_replies, counts)?;
+    for (index, new, message) in new_replies {
+        take_turn(tx, steps[index], shared);
+        let step_landed = &landed[index];
+        messages::outbound_stored(
+            tx,
+            &step_landed.session,
+            &step_landed.contact,
+            step_landed.kind,
+            &new.sender,
+            message,
+        )
+        .instrument(steps[index].span.clone())
+        .await?;
+    }
+    Ok(landed)
+}
+
+/// In a shared transaction, what follows is `step`'s (its events and jobs carry its job id).
+fn take_turn(tx: &mut Tx, step: &StoreStep, shared: bool) {
+    if shared {
+        tx.switch_cause(&step.job.id.to_string());
+    }
+}
+
+/// The step's conversation: the one its sender's look-up found (`open`), or found or opened now.
+async fn conversation_of(
+    p: &Pipeline,
+    tx: &mut Tx,
     step: &StoreStep,
-    ahead: Option<LookedUp>,
-) -> Result<Landed, ConversationError> {
-    let (job, inbound) = (&step.job, &*step.inbound);
+    open: Option<(Contact, Session)>,
+) -> Result<Conversation, ConversationError> {
+    let inbound = &*step.inbound;
     let kind = p
         .inbox_kinds
         .of_tenant(tx.conn(), &inbound.inbox_id, &inbound.tenant_id)
         .await?;
-    let (inbox_id, sender, correlation_id) =
-        (&inbound.inbox_id, &inbound.contact, &job.correlation_id);
-    let (contact, session) = match ahead {
-        Some(open) => {
-            sessions::of_sender_looked_up(tx, open, inbox_id, sender, correlation_id).await?
-        }
-        None => sessions::of_sender(tx, inbox_id, sender, correlation_id).await?,
-    };
+    let (contact, session) = sessions::of_sender_looked_up(
+        tx,
+        open,
+        &inbound.inbox_id,
+        &inbound.contact,
+        &step.job.correlation_id,
+    )
+    .await?;
     // A local bot answers a new message on the bot path right here, in this transaction.
     let answer_now = step.local_bot.is_some() && session.state()? == SessionState::Bot;
-    let stored = messages::store_inbound(tx, &session, inbound.message.clone(), answer_now).await?;
+    Ok(Conversation {
+        kind,
+        contact,
+        session,
+        answer_now,
+    })
+}
+
+/// What the message's insert did, told (`message.ready`); a local bot's decision applied — or,
+/// when it is only a reply (the common case), returned, to be stored with the round's others.
+async fn stored(
+    tx: &mut Tx,
+    step: &StoreStep,
+    conversation: Conversation,
+    inserted: Option<Message>,
+) -> Result<(Landed, Option<BotReply>), ConversationError> {
+    let inbound = &*step.inbound;
+    let stored =
+        messages::inbound_stored(tx, &conversation.session, &inbound.message, inserted).await?;
     let duplicate = matches!(stored, Stored::Duplicate(_));
     if duplicate {
         tracing::debug!(message_id = %stored.message().id, "duplicate provider message");
     }
     let landed = Landed {
-        kind,
-        contact,
-        session,
+        kind: conversation.kind,
+        contact: conversation.contact,
+        session: conversation.session,
         message: stored.message().clone(),
         duplicate,
     };
-    if let Some(inbox_bot) = &step.local_bot
-        && answer_now
-        && !duplicate
-    {
-        // Stored as processed just now, on the session this transaction holds.
-        respond::respond_in(tx, inbound, &landed, inbox_bot).await?;
+    let Some(inbox_bot) = &step.local_bot else {
+        return Ok((landed, None));
+    };
+    if !conversation.answer_now || duplicate {
+        return Ok((landed, None));
     }
-    Ok(landed)
+    // Stored as processed just now, on the session this transaction holds.
+    let decision = respond::decide_in(tx, inbound, &landed, inbox_bot).await?;
+    match respond::as_bot_reply(
+        decision,
+        &landed.message,
+        &landed.session,
+        &inbox_bot.settings,
+    ) {
+        Ok(reply) => Ok((landed, Some(reply))),
+        Err(decision) => {
+            respond::act_in(tx, &landed, decision, &inbox_bot.settings).await?;
+            Ok((landed, None))
+        }
+    }
 }

@@ -1,10 +1,11 @@
 //! A customer message, step two: answer it. A local bot (the rules bot, or none) decides inside
-//! the transaction that stored the message ([`respond_in`]). A remote bot decides outside any
-//! transaction (an HTTP bot may take seconds), then one transaction applies the decision
-//! ([`respond`]) — unless another attempt already did (`processed_at` under the message's row
-//! lock) or an agent took the session meanwhile. The decision's effects, in order: the bot's reply (`message.ready`, a
-//! `deliveries` job), then the handoff if asked for or if the inbox's limit of unrecognised
-//! messages in a row is reached. A reply of 1–5 while a CSAT survey waits is its answer.
+//! the transaction that stored the message ([`decide_in`], then [`act_in`]; a plain reply
+//! — [`as_bot_reply`] — super::inbound stores with the other steps' replies in one exchange).
+//! A remote bot decides outside any transaction (an HTTP bot may take seconds), then one
+//! transaction applies the decision ([`respond`]) — unless another attempt already did
+//! (`processed_at` under the message's row lock) or an agent took the session meanwhile. The
+//! decision's effects, in order: the bot's reply (`message.ready`, a `deliveries` job), then the
+//! handoff if asked for or if the inbox's limit of unrecognised messages in a row is reached. A reply of 1–5 while a CSAT survey waits is its answer.
 
 use serde_json::json;
 use shared::{
@@ -24,7 +25,7 @@ use shared::{
 use super::{Pipeline, inbound::Landed, parse::Inbound};
 
 /// What to do with the message.
-enum Decision {
+pub(super) enum Decision {
     Bot(BotDecision),
     /// The inbox has no bot: every conversation goes to the agents.
     NoBot,
@@ -41,34 +42,113 @@ pub const HANDOFF_AFTER_UNRECOGNISED: &str =
 /// The reply to a CSAT answer.
 pub const CSAT_THANKS: &str = "Thank you for your feedback!";
 
-/// Decides and applies in the caller's transaction, for a bot that needs no I/O: the message was
-/// stored (as processed) by this transaction, on the session it found and locked.
-pub async fn respond_in(
+/// Decides in the caller's transaction, for a bot that needs no I/O: the message was stored (as
+/// processed) by this transaction, on the session it found and locked. A CSAT answer may need a
+/// look-up; the bot needs none.
+pub(super) async fn decide_in(
     tx: &mut Tx,
     inbound: &Inbound,
     landed: &Landed,
     inbox_bot: &InboxBot,
+) -> Result<Decision, ConversationError> {
+    if let Some(decision) = fixed(tx, inbound, landed).await? {
+        return Ok(decision);
+    }
+    match inbox_bot.bot.as_deref() {
+        None => Ok(Decision::NoBot),
+        Some(bot) => bot
+            .decide(&input(inbound, landed))
+            .await
+            .map(Decision::Bot)
+            .map_err(|e| ConversationError::invalid("bot", e.to_string())),
+    }
+}
+
+/// The effects of a [`decide_in`] decision, on the message and session the transaction stored
+/// and holds.
+pub(super) async fn act_in(
+    tx: &mut Tx,
+    landed: &Landed,
+    decision: Decision,
+    settings: &InboxSettings,
 ) -> Result<(), ConversationError> {
-    let decision = match fixed(tx, inbound, landed).await? {
-        Some(decision) => decision,
-        None => match inbox_bot.bot.as_deref() {
-            None => Decision::NoBot,
-            Some(bot) => bot
-                .decide(&input(inbound, landed))
-                .await
-                .map(Decision::Bot)
-                .map_err(|e| ConversationError::invalid("bot", e.to_string()))?,
-        },
-    };
     act(
         tx,
         landed,
         &landed.message,
         &landed.session,
         Some(decision),
-        &inbox_bot.settings,
+        settings,
     )
     .await
+}
+
+/// What most decisions come to: the bot's reply, if any, and the session's new count of
+/// unrecognised messages in a row, if it changed — no handoff, no survey. A shared transaction
+/// stores such replies of all its steps in one exchange (super::inbound::store_in).
+pub(super) struct BotReply {
+    pub reply: Option<NewOutbound>,
+    pub unrecognised: Option<i32>,
+}
+
+/// `decision` on `message` as a [`BotReply`], when that is all it comes to on this session
+/// (on the bot path); else the decision back, for [`act_in`].
+pub(super) fn as_bot_reply(
+    decision: Decision,
+    message: &Message,
+    session: &Session,
+    settings: &InboxSettings,
+) -> Result<BotReply, Decision> {
+    let Decision::Bot(d) = &decision else {
+        return Err(decision);
+    };
+    let next = next_step(d, session, settings);
+    if d.handoff || next.limit_hit {
+        return Err(decision);
+    }
+    Ok(BotReply {
+        reply: next.text.map(|text| bot_reply(&text, message)),
+        unrecognised: (next.count != session.unrecognised_count).then_some(next.count),
+    })
+}
+
+/// Where a bot's decision leaves the session.
+struct NextStep {
+    /// Unrecognised messages in a row, this one included.
+    count: i32,
+    /// That count reached the inbox's limit: hand off (unless the bot does anyway).
+    limit_hit: bool,
+    /// The reply to send.
+    text: Option<String>,
+}
+
+fn next_step(d: &BotDecision, session: &Session, settings: &InboxSettings) -> NextStep {
+    let count = if d.recognised {
+        0
+    } else {
+        session.unrecognised_count + 1
+    };
+    let limit_hit = !d.handoff && settings.handoff_after > 0 && count >= settings.handoff_after;
+    let text = if limit_hit {
+        Some(HANDOFF_AFTER_UNRECOGNISED.to_owned())
+    } else {
+        d.reply.clone()
+    };
+    NextStep {
+        count,
+        limit_hit,
+        text,
+    }
+}
+
+/// The bot's reply `body` to `message`.
+fn bot_reply(body: &str, message: &Message) -> NewOutbound {
+    NewOutbound {
+        sender: Sender::Bot,
+        body: body.to_owned(),
+        idempotency_key: None,
+        payload: json!({ "in_reply_to": message.id }),
+    }
 }
 
 /// Asks a remote bot outside any transaction, then applies its decision in one.
@@ -201,18 +281,12 @@ async fn act(
     settings: &InboxSettings,
 ) -> Result<(), ConversationError> {
     if let (Some(decision), SessionState::Bot) = (decision, session.state()?) {
-        let reply = |body: &str| NewOutbound {
-            sender: Sender::Bot,
-            body: body.to_owned(),
-            idempotency_key: None,
-            payload: json!({ "in_reply_to": message.id }),
-        };
         match decision {
             Decision::CsatAnswer { survey_id, score } => {
                 csat::respond(tx, &survey_id, score, None).await?;
                 let thanks = NewOutbound {
                     sender: Sender::System,
-                    ..reply(CSAT_THANKS)
+                    ..bot_reply(CSAT_THANKS, message)
                 };
                 messages::store_outbound(tx, session, &landed.contact, landed.kind, thanks).await?;
             }
@@ -220,31 +294,15 @@ async fn act(
                 handoff::hand_off(tx, session, Trigger::BotOff, Some(message)).await?;
             }
             Decision::Bot(d) => {
-                let count = if d.recognised {
-                    0
-                } else {
-                    session.unrecognised_count + 1
-                };
-                let limit_hit =
-                    !d.handoff && settings.handoff_after > 0 && count >= settings.handoff_after;
-                let text = if limit_hit {
-                    Some(HANDOFF_AFTER_UNRECOGNISED.to_owned())
-                } else {
-                    d.reply.clone()
-                };
-                if let Some(text) = text {
-                    messages::store_outbound(
-                        tx,
-                        session,
-                        &landed.contact,
-                        landed.kind,
-                        reply(&text),
-                    )
-                    .await?;
+                let next = next_step(&d, session, settings);
+                if let Some(text) = &next.text {
+                    let reply = bot_reply(text, message);
+                    messages::store_outbound(tx, session, &landed.contact, landed.kind, reply)
+                        .await?;
                 }
-                if d.handoff || limit_hit {
-                    let trigger = match (&d, limit_hit) {
-                        (_, true) => Trigger::Unrecognised(count),
+                if d.handoff || next.limit_hit {
+                    let trigger = match (&d, next.limit_hit) {
+                        (_, true) => Trigger::Unrecognised(next.count),
                         (_, false) if message.payload["postback"].is_string() => Trigger::Postback(
                             message.payload["postback"]
                                 .as_str()
@@ -256,8 +314,8 @@ async fn act(
                         }
                     };
                     handoff::hand_off(tx, session, trigger, Some(message)).await?;
-                } else if count != session.unrecognised_count {
-                    sessions::set_unrecognised(tx, &session.id, count).await?;
+                } else if next.count != session.unrecognised_count {
+                    sessions::set_unrecognised(tx, &session.id, next.count).await?;
                 }
             }
         }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use shared::jobs::JobError;
 use worker::handlers::batch::handle_together;
 
-use crate::{World, tenant, waha_job};
+use crate::{World, only_session, tenant, waha_job};
 
 /// Transactions that wrote the inbound messages (`xmin` is the writing transaction's id).
 const INBOUND_WRITERS: &str =
@@ -329,4 +329,133 @@ async fn a_customer_whose_session_closed_gets_a_new_session_on_the_same_contact(
     );
     let types = w.event_types().await;
     assert_eq!(types.iter().filter(|t| *t == "session.created").count(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn steps_taking_turns_keep_their_own_decisions_and_log_their_events_together() {
+    // A shared transaction runs its steps statement by statement (all look-ups, all messages,
+    // all plain bot replies, each in one exchange). Whatever each step's decision — a plain
+    // reply, an unrecognised message, a duplicate, a CSAT answer (applied in its turn), a
+    // customer's second message (a round of its own) — each gets its own outcome, and its events
+    // are logged together, in the order it emitted them.
+    let w = World::new().await;
+    // d answers a CSAT survey: handed off, assigned, case closed.
+    w.run(&w.waha("d@c.us", "d-1", "hello")).await.unwrap();
+    let d_session = only_session(&w).await;
+    w.agent("Dana", 3).await;
+    w.run(&w.waha("d@c.us", "d-2", "agent")).await.unwrap();
+    let case = w.open_case(&d_session).await;
+    w.close(&w.tenant_id, &case.id, "parcel_resent", "positive")
+        .await
+        .unwrap();
+    for customer in ["a", "b", "c"] {
+        let job = w.waha(
+            &format!("{customer}@c.us"),
+            &format!("{customer}-1"),
+            "hello",
+        );
+        w.run(&job).await.unwrap();
+    }
+    let before = w.count("SELECT 1 FROM event_logs").await;
+
+    let jobs = vec![
+        w.waha("a@c.us", "a-2", "hello"),
+        w.waha("b@c.us", "b-2", "where is my parcel"),
+        w.waha("c@c.us", "c-1", "hello"),
+        w.waha("d@c.us", "d-3", "5"),
+        w.waha("a@c.us", "a-3", "hello again"),
+    ];
+    let outcomes = handle_together(&w.pipeline, &jobs).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+
+    let batch_writers = "SELECT DISTINCT xmin::text FROM messages \
+         WHERE provider_message_id IN ('a-2', 'b-2', 'd-3', 'a-3')";
+    assert_eq!(w.count(batch_writers).await, 1, "one shared transaction");
+    assert_eq!(
+        w.count("SELECT 1 FROM messages WHERE provider_message_id = 'c-1'")
+            .await,
+        1,
+        "the duplicate stored nothing"
+    );
+    assert_eq!(
+        w.count("SELECT 1 FROM sessions WHERE unrecognised_count = 1")
+            .await,
+        1,
+        "b's unrecognised message counted"
+    );
+    assert_eq!(
+        w.count("SELECT 1 FROM csat_surveys WHERE state = 'responded' AND score = 5")
+            .await,
+        1,
+        "d's answer recorded"
+    );
+    // a's two messages and b's got a bot reply each; d the system's thanks; c nothing.
+    for (job, sender) in [(0, "bot"), (1, "bot"), (3, "system"), (4, "bot")] {
+        let sql = format!(
+            "SELECT 1 FROM messages r JOIN messages m \
+               ON r.payload->>'in_reply_to' = m.id AND m.provider_message_id = '{}' \
+             WHERE r.sender_type = '{sender}'",
+            ["a-2", "b-2", "c-1", "d-3", "a-3"][job]
+        );
+        assert_eq!(w.count(&sql).await, 1, "the reply to job {job}");
+    }
+
+    // The batch's events: each job's together, in emit order.
+    let events = w.events().await;
+    let batch: Vec<_> = events[before as usize..].iter().collect();
+    let causes: Vec<&str> = batch.iter().map(|e| e.causation_id.as_str()).collect();
+    let mut runs: Vec<&str> = causes.clone();
+    runs.dedup();
+    let mut distinct = runs.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(
+        runs.len(),
+        distinct.len(),
+        "each job's events together: {causes:?}"
+    );
+    for job in [&jobs[0], &jobs[1], &jobs[4]] {
+        let directions: Vec<(&str, &str)> = batch
+            .iter()
+            .filter(|e| e.causation_id == job.id.to_string())
+            .map(|e| {
+                (
+                    e.envelope.event_type.as_str(),
+                    e.envelope.data["message"]["direction"]
+                        .as_str()
+                        .unwrap_or(""),
+                )
+            })
+            .collect();
+        assert_eq!(
+            directions,
+            [("message.ready", "inbound"), ("message.ready", "outbound")],
+            "job {}",
+            job.id
+        );
+    }
+    let d_types: Vec<&str> = batch
+        .iter()
+        .filter(|e| e.causation_id == jobs[3].id.to_string())
+        .map(|e| e.envelope.event_type.as_str())
+        .collect();
+    assert_eq!(
+        d_types,
+        ["message.ready", "csat.responded", "message.ready"]
+    );
+    assert!(
+        batch
+            .iter()
+            .all(|e| e.causation_id != jobs[2].id.to_string()),
+        "the duplicate told nothing"
+    );
+    // Every aggregate's versions are 1..n once.
+    assert_eq!(
+        w.count(
+            "SELECT aggregate_id FROM event_logs GROUP BY aggregate_type, aggregate_id \
+             HAVING max(aggregate_version) <> count(*)"
+        )
+        .await,
+        0
+    );
 }
