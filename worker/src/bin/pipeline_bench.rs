@@ -16,6 +16,7 @@
 //! target/release/pipeline-bench --rate 1000 --seconds 10 --conversations 1000 --new-every 10
 //! target/release/pipeline-bench --rate 1000 --seconds 10 --fsync-probe /var/lib/postgresql
 //! target/release/pipeline-bench --rate 1000 --seconds 10 --recycle-wal 400
+//! target/release/pipeline-bench --rate 1000 --seconds 10 --runs 5   # p50/p99 of each, medians
 
 use std::{
     collections::HashMap,
@@ -85,6 +86,17 @@ struct Args {
         default_value = "postgres://postgres@127.0.0.1:5432/postgres"
     )]
     admin_url: String,
+    /// Runs in a row, each on a fresh database and fresh processes; with more than one, a last
+    /// line gives each run's p50 and p99 and their medians. On a shared VM whose speed drifts
+    /// within minutes, the spread of several runs says more than any one.
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+}
+
+/// One run's latency, in ms.
+struct Latency {
+    p50: f64,
+    p99: f64,
 }
 
 /// When each message was due, and when its bot reply was seen.
@@ -101,15 +113,53 @@ struct Clock {
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let run = ulid::Ulid::new().to_string().to_lowercase();
-    let db_name = format!("pipeline_bench_{run}");
-    let db_url = create_database(&args.admin_url, &db_name).await?;
-    let result = bench(&args, &run, &db_url).await;
-    drop_database(&args.admin_url, &db_name).await;
-    result
+    let mut runs = Vec::with_capacity(args.runs);
+    for index in 0..args.runs.max(1) {
+        if args.runs > 1 {
+            println!("--- run {} of {}", index + 1, args.runs);
+        }
+        let run = ulid::Ulid::new().to_string().to_lowercase();
+        let db_name = format!("pipeline_bench_{run}");
+        let db_url = create_database(&args.admin_url, &db_name).await?;
+        let result = bench(&args, &run, &db_url).await;
+        drop_database(&args.admin_url, &db_name).await;
+        runs.push(result?);
+    }
+    if runs.len() > 1 {
+        summarise(&runs);
+    }
+    Ok(())
 }
 
-async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
+/// Each run's p50 and p99, and their medians.
+fn summarise(runs: &[Latency]) {
+    let list = |f: fn(&Latency) -> f64| {
+        runs.iter()
+            .map(|r| format!("{:.1}", f(r)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let median = |f: fn(&Latency) -> f64| {
+        let mut values: Vec<f64> = runs.iter().map(f).collect();
+        values.sort_by(f64::total_cmp);
+        let mid = values.len() / 2;
+        if values.len().is_multiple_of(2) {
+            (values[mid - 1] + values[mid]) / 2.0
+        } else {
+            values[mid]
+        }
+    };
+    println!(
+        "{} runs: p50 {} ms (median {:.1}); p99 {} ms (median {:.1})",
+        runs.len(),
+        list(|r| r.p50),
+        median(|r| r.p50),
+        list(|r| r.p99),
+        median(|r| r.p99)
+    );
+}
+
+async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<Latency> {
     shared::db::migrate(db_url).await.context("migrations")?;
     let pool = shared::db::pool(db_url, 2)?;
     let tenant = inboxes::create_tenant(&pool, "Bench").await?;
@@ -219,7 +269,7 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
         let _ = child.kill();
         let _ = child.wait();
     }
-    report(&clock.lock().unwrap(), sent);
+    let latency = report(&clock.lock().unwrap(), sent);
     if let (Some(syncs), Some(dir)) = (syncs, &args.fsync_probe) {
         fsync_probe::report(&clock.lock().unwrap(), &syncs, dir);
     }
@@ -227,7 +277,7 @@ async fn bench(args: &Args, run: &str, db_url: &str) -> anyhow::Result<()> {
     wal::report(&wal_before, &wal_after, sent);
     println!("raw limits, same run (before the measurement): {raw_postgres}; {raw_redis}");
     cleanup_redis(&args.redis_url, &prefix).await;
-    Ok(())
+    Ok(latency)
 }
 
 /// Where webhooks go.
@@ -396,7 +446,7 @@ async fn listen(
     }))
 }
 
-fn report(clock: &Clock, sent: usize) {
+fn report(clock: &Clock, sent: usize) -> Latency {
     let mut latencies: Vec<Duration> = clock
         .replied
         .iter()
@@ -419,6 +469,10 @@ fn report(clock: &Clock, sent: usize) {
         ms(latencies.last().copied().unwrap_or_default())
     );
     p99_per_second(clock);
+    Latency {
+        p50: ms(pick(0.50)),
+        p99: ms(pick(0.99)),
+    }
 }
 
 /// The `q` quantile of `sorted` (zero when empty).
