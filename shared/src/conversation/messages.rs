@@ -77,23 +77,13 @@ impl Stored {
     }
 }
 
-/// Stores an inbound message in `session` unless it is a duplicate; a new one is
-/// `message.ready`. On a live session the message needs no bot, so it is processed at once; so
-/// is it when the caller `answers` it in this same transaction (a local bot), which saves
-/// marking it afterwards — nobody outside the transaction can tell the difference.
-pub async fn store_inbound(
-    tx: &mut Tx,
-    session: &Session,
-    new: NewInbound,
-    answers: bool,
-) -> Result<Stored, ConversationError> {
-    let inserted = insert_inbound(tx.conn(), session, &new, answers).await?;
-    inbound_stored(tx, session, &new, inserted).await
-}
-
-/// [`store_inbound`]'s statement alone, on a shared borrow of the transaction's connection, so
-/// that several messages' inserts can be pipelined (worker/src/handlers/batch.rs): the new row,
-/// or `None` when the provider message id is already stored. Finish with [`inbound_stored`].
+/// Stores an inbound message in `session` unless its provider message id is already stored:
+/// the new row, or `None` for a duplicate. On a live session the message needs no bot, so it is
+/// stored as processed at once; so is it when the caller `answers` it in this same transaction
+/// (a local bot), which saves marking it afterwards — nobody outside the transaction can tell
+/// the difference. On a shared borrow of the transaction's connection, so that several
+/// messages' inserts can be pipelined (worker/src/handlers/inbound.rs). Finish with
+/// [`inbound_stored`], which announces a new one (`message.ready`).
 pub async fn insert_inbound(
     mut conn: &AsyncPgConnection,
     session: &Session,

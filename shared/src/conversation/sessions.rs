@@ -20,39 +20,12 @@ use crate::{
     inboxes::new_id,
 };
 
-/// The one statement of [`open_of_sender`] and [`open_of_senders`] (a macro: the query's type
-/// is not worth spelling out).
-macro_rules! open_of_sender_query {
-    ($tenant_id:expr, $inbox_id:expr, $external_id:expr) => {{
-        use crate::db::schema::contacts;
-        contacts::table
-            .inner_join(sessions::table.on(sessions::contact_id.eq(contacts::id)))
-            .filter(contacts::inbox_id.eq($inbox_id))
-            .filter(contacts::external_id.eq($external_id))
-            .filter(contacts::tenant_id.eq($tenant_id))
-            .filter(partial::SessionIsOpen)
-            .select((Contact::as_select(), Session::as_select()))
-            .for_no_key_update()
-    }};
-}
-
-/// The conversation a customer message belongs to: the sender's contact and open session, both
-/// locked (which serialises this customer's messages from here on) — found in one statement
-/// for a follow-up ([`open_of_sender`]); else a new customer's contact and session created in
-/// one statement (`session.created`), or a returning customer's contact locked and its open
-/// session found or opened.
-pub async fn of_sender(
-    tx: &mut Tx,
-    inbox_id: &str,
-    sender: &ContactInfo,
-    correlation_id: &str,
-) -> Result<(Contact, Session), ConversationError> {
-    let open = open_of_sender(tx, inbox_id, &sender.external_id).await?;
-    of_sender_looked_up(tx, open, inbox_id, sender, correlation_id).await
-}
-
-/// [`of_sender`] once [`open_of_sender`] (or [`open_of_senders`]) answered `open` for this
-/// sender in this transaction.
+/// The conversation a customer message belongs to, once [`open_of_senders`] answered `open` for
+/// the sender in this transaction: the sender's contact and open session, both locked (which
+/// serialises this customer's messages from here on) — what the look-up found, for a
+/// follow-up; else a new customer's contact and session created in one statement
+/// (`session.created`), or a returning customer's contact locked and its open session found or
+/// opened.
 pub async fn of_sender_looked_up(
     tx: &mut Tx,
     open: Option<(Contact, Session)>,
@@ -77,41 +50,37 @@ pub async fn of_sender_looked_up(
     Ok((contact, session))
 }
 
-/// The open session of the inbox's customer `external_id` with its contact, both locked (contact
-/// first, as [`super::contacts::lock_existing`] then [`find_or_open`] would), in one statement —
-/// or `None` when the customer is new or has no open session.
+/// The open session of each sender (inbox id, external id) with its contact, both locked
+/// (contact first, as [`super::contacts::lock_existing`] then [`find_or_open`] would), one
+/// statement each — or `None` when the customer is new or has no open session.
 ///
 /// Every follow-up message of a conversation takes this path: one round trip instead of the
 /// contact's INSERT … ON CONFLICT, its SELECT and the session's SELECT (pipeline, issue 4). Under
 /// READ COMMITTED a session closed while this waited for its lock is re-checked and left out,
 /// exactly as the separate look-up would.
-pub async fn open_of_sender(
-    tx: &mut Tx,
-    inbox_id: &str,
-    external_id: &str,
-) -> Result<Option<(Contact, Session)>, ConversationError> {
-    let tenant_id = tx.tenant_id().to_owned();
-    Ok(open_of_sender_query!(&tenant_id, inbox_id, external_id)
-        .first(tx.conn())
-        .await
-        .optional()?)
-}
-
-/// [`open_of_sender`] for several senders (inbox id, external id) in one exchange: the
-/// statements are pipelined on the transaction's connection, sent — and so run, and their rows
-/// locked — in the order given. For a shared transaction (worker/src/handlers/batch.rs), whose
-/// steps then need one round trip less each. A sender given twice gets the same answer twice,
-/// which the first of its steps may outdate: give each sender once.
+///
+/// The statements are pipelined on the transaction's connection, sent — and so run, and their
+/// rows locked — in the order given: one exchange for all of a shared transaction's steps
+/// (worker/src/handlers/inbound.rs). A sender given twice gets the same answer twice, which the
+/// first of its steps may outdate: give each sender once.
 pub async fn open_of_senders(
     tx: &mut Tx,
     senders: &[(&str, &str)],
 ) -> Result<Vec<Option<(Contact, Session)>>, ConversationError> {
+    use crate::db::schema::contacts;
     let tenant_id = tx.tenant_id().to_owned();
     let conn: &diesel_async::AsyncPgConnection = tx.conn();
     let lookups = senders.iter().map(|(inbox_id, external_id)| {
         // Each future borrows the connection on its own; polled together they pipeline.
         let mut conn = conn;
-        let query = open_of_sender_query!(tenant_id.as_str(), *inbox_id, *external_id);
+        let query = contacts::table
+            .inner_join(sessions::table.on(sessions::contact_id.eq(contacts::id)))
+            .filter(contacts::inbox_id.eq(*inbox_id))
+            .filter(contacts::external_id.eq(*external_id))
+            .filter(contacts::tenant_id.eq(tenant_id.as_str()))
+            .filter(partial::SessionIsOpen)
+            .select((Contact::as_select(), Session::as_select()))
+            .for_no_key_update();
         async move { query.first(&mut conn).await.optional() }
     });
     Ok(futures::future::try_join_all(lookups).await?)

@@ -35,9 +35,9 @@ pub struct Tx {
     /// Events emitted and not yet appended (that happens in [`Tx::commit`]), each with the index
     /// of its step in `steps`.
     events: Vec<(usize, Prepared)>,
-    /// The causation id each of `effects.jobs` was staged under (the job outbox's origin), with
-    /// the index of its step.
-    job_origins: Vec<(usize, String)>,
+    /// The index in `steps` of the step each of `effects.jobs` was staged by (its causation id
+    /// is the job outbox's origin).
+    job_steps: Vec<usize>,
     /// The causation ids of this transaction's steps, in the order they first came.
     steps: Vec<String>,
     /// Whether this transaction carries more than one job's step.
@@ -62,7 +62,7 @@ impl Tx {
             ctx,
             effects: Effects::default(),
             events: Vec::new(),
-            job_origins: Vec::new(),
+            job_steps: Vec::new(),
             steps,
             shared: false,
             channel_prefix: channel_prefix.to_owned(),
@@ -130,8 +130,7 @@ impl Tx {
         dedup_key: Option<String>,
     ) -> Result<(), ConversationError> {
         self.effects.jobs.push(StagedJob { job, dedup_key });
-        self.job_origins
-            .push((self.step(), self.ctx.causation_id.clone()));
+        self.job_steps.push(self.step());
         Ok(())
     }
 
@@ -193,20 +192,19 @@ impl Tx {
         events.into_iter().map(|(_, event)| event).collect()
     }
 
-    /// Puts the staged jobs in step order too; their origins, aligned.
+    /// Puts the staged jobs in step order too (stably); returns their origins, aligned.
     fn jobs_by_step(&mut self) -> Vec<String> {
-        let jobs = std::mem::take(&mut self.effects.jobs);
-        let mut staged: Vec<_> = std::mem::take(&mut self.job_origins)
+        let mut staged: Vec<_> = std::mem::take(&mut self.job_steps)
             .into_iter()
-            .zip(jobs)
+            .zip(std::mem::take(&mut self.effects.jobs))
             .collect();
-        staged.sort_by_key(|((step, _), _)| *step);
-        let (origins, jobs): (Vec<_>, Vec<_>) = staged
-            .into_iter()
-            .map(|((_, origin), job)| (origin, job))
-            .unzip();
+        staged.sort_by_key(|(step, _)| *step);
+        let (steps, jobs): (Vec<usize>, Vec<_>) = staged.into_iter().unzip();
         self.effects.jobs = jobs;
-        origins
+        steps
+            .into_iter()
+            .map(|step| self.steps[step].clone())
+            .collect()
     }
 
     /// The recorded events by step, in order: (causation id, event ids, the first event's

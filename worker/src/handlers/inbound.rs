@@ -2,7 +2,7 @@
 //! the same transaction). In one transaction: find the customer's contact and open session,
 //! both locked, which serialises this customer's messages from here on (one statement for a
 //! follow-up; else the contact is found or created and a session found or opened,
-//! `session.created` — `sessions::of_sender`); store the message unless its provider id is known
+//! `session.created` — `sessions::of_sender_looked_up`); store the message unless its provider id is known
 //! (`message.ready`) — as already processed when the local bot answers it in this transaction,
 //! which then needs neither to lock it again nor to mark it afterwards.
 //! A duplicate whose bot step is done is a successful no-op (after sending anything an earlier

@@ -44,11 +44,11 @@ pub struct Pipeline {
     pub store_steps: Arc<batch::StoreBatcher>,
 }
 
-/// Store transactions a worker process runs at once, by default ([`batch`]). Few: messages
-/// that wait for one are stored together (each kind of statement for all of them in one exchange), which costs
-/// less per message than a transaction each. At 1,000 msg/s on two cores, 3 against 8: p99 of new
-/// conversations 26–36 against 42–49 ms, of follow-ups the same, ~10 % less CPU, and faster
-/// draining of a backlog (BENCHMARKS.md, "Senders looked up in one exchange").
+/// Store transactions a worker process runs at once, by default ([`batch`]). Few: messages that
+/// wait for one are stored together (each kind of statement for all of them in one exchange),
+/// which costs less per message than a transaction each. At 1,000 msg/s on two cores, 3 against
+/// 8: p99 of new conversations 26–36 against 42–49 ms, of follow-ups the same, ~10 % less CPU,
+/// and faster draining of a backlog (BENCHMARKS.md, "Senders looked up in one exchange").
 pub const STORE_TRANSACTIONS: usize = 3;
 /// Most store steps in one transaction, by default ([`batch`]).
 pub const STORE_STEPS_PER_TRANSACTION: usize = 8;

@@ -5,7 +5,8 @@
 //! transaction applies the decision ([`respond`]) — unless another attempt already did
 //! (`processed_at` under the message's row lock) or an agent took the session meanwhile. The
 //! decision's effects, in order: the bot's reply (`message.ready`, a `deliveries` job), then the
-//! handoff if asked for or if the inbox's limit of unrecognised messages in a row is reached. A reply of 1–5 while a CSAT survey waits is its answer.
+//! handoff if asked for or if the inbox's limit of unrecognised messages in a row is reached. A
+//! reply of 1–5 while a CSAT survey waits is its answer.
 
 use serde_json::json;
 use shared::{

@@ -47,9 +47,10 @@ async fn open_session_case_queue_item_and_survey_lookups_scan_no_table() {
         .unwrap();
     assert_eq!((found.id.as_str(), opened), (session_id.as_str(), false));
     // A follow-up's look-up: contact and open session in one statement.
-    let (of_contact, open) = sessions::open_of_sender(&mut tx, &w.inbox_id, CUSTOMER)
+    let (of_contact, open) = sessions::open_of_senders(&mut tx, &[(&w.inbox_id, CUSTOMER)])
         .await
         .unwrap()
+        .remove(0)
         .expect("the customer's open session");
     assert_eq!(
         (of_contact.id, open.id),
