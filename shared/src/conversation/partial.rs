@@ -49,13 +49,6 @@ macro_rules! predicate {
 }
 
 predicate!(
-    /// `sessions_one_open_per_contact`.
-    SessionIsOpen,
-    SESSION_IS_OPEN
-);
-const SESSION_IS_OPEN: &str = "sessions.state <> 'closed'";
-
-predicate!(
     /// `cases_one_open_per_session`.
     CaseIsOpen,
     CASE_IS_OPEN
@@ -89,6 +82,9 @@ mod tests {
 
     const CONVERSATIONS: &str =
         include_str!("../../../migrations/2026-11-23-000003_conversations/up.sql");
+    /// Spells the open session's predicate in its body (it is SQL, not diesel).
+    const CONVERSATION_OF_SENDER: &str =
+        include_str!("../../../migrations/2026-11-23-000021_conversation_of_sender/up.sql");
 
     /// The literals name the states the state machines write, and the indexes' predicates are
     /// the same words (a renamed state or a changed index breaks this, not the plans quietly).
@@ -116,8 +112,14 @@ mod tests {
                 format!("state = '{}'", CsatState::Sent.as_str()),
             ),
         ];
+        let session_is_open = format!("s.{}", cases[0].1);
+        assert_eq!(
+            CONVERSATION_OF_SENDER.matches(&session_is_open).count(),
+            2,
+            "conversation_of_sender looks up the open session by {session_is_open}"
+        );
         let literals = [
-            super::SESSION_IS_OPEN,
+            session_is_open.as_str(),
             super::CASE_IS_OPEN,
             super::QUEUE_ITEM_IS_OPEN,
             super::QUEUE_ITEM_IS_WAITING,

@@ -1,17 +1,19 @@
 //! Sessions: a customer's conversation, on the bot path or live with an agent, until closed.
 //!
-//! A contact has at most one open session (a partial unique index); [`find_or_open`] runs
-//! while the caller holds the contact's row lock, so it never races with itself. Path changes
+//! A contact has at most one open session (a partial unique index); [`of_senders`] opens one
+//! while holding the contact's row lock, so it never races with itself. Path changes
 //! go through the session state machine and are recorded as `session.path_changed`.
 
-use diesel::prelude::*;
+use diesel::{
+    prelude::*,
+    sql_types::{Bool, Integer, Nullable, Text, Timestamptz},
+};
 use diesel_async::RunQueryDsl;
 use serde_json::{Value, json};
 
 use super::{
     Contact, ConversationError, Session, Tx,
     contacts::ContactInfo,
-    partial,
     state::{SessionState, transition},
 };
 use crate::{
@@ -20,116 +22,149 @@ use crate::{
     inboxes::new_id,
 };
 
-/// The conversation a customer message belongs to, once [`open_of_senders`] answered `open` for
-/// the sender in this transaction: the sender's contact and open session, both locked (which
-/// serialises this customer's messages from here on) — what the look-up found, for a
-/// follow-up; else a new customer's contact and session created in one statement
-/// (`session.created`), or a returning customer's contact locked and its open session found or
-/// opened.
-pub async fn of_sender_looked_up(
-    tx: &mut Tx,
-    open: Option<(Contact, Session)>,
-    inbox_id: &str,
-    sender: &ContactInfo,
-    correlation_id: &str,
-) -> Result<(Contact, Session), ConversationError> {
-    if let Some(open) = open {
-        return Ok(open);
-    }
-    // A new customer: contact and session in one statement.
-    if let Some((contact, session)) =
-        super::contacts::create_with_session(tx, inbox_id, sender, correlation_id).await?
-    {
-        announce_new(tx, &contact, &session).await?;
-        return Ok((contact, session));
-    }
-    // A returning customer (no open session), or one whose first message another transaction
-    // stored just now.
-    let contact = super::contacts::lock_existing(tx, inbox_id, &sender.external_id).await?;
-    let session = find_or_open(tx, &contact, correlation_id).await?.0;
-    Ok((contact, session))
+/// A customer message's sender, whose conversation [`of_senders`] finds or opens.
+#[derive(Clone, Copy, Debug)]
+pub struct Sender<'a> {
+    pub inbox_id: &'a str,
+    pub contact: &'a ContactInfo,
+    /// Taken by a session opened now: the id every later event of the conversation carries.
+    pub correlation_id: &'a str,
 }
 
-/// The open session of each sender (inbox id, external id) with its contact, both locked
-/// (contact first, as [`super::contacts::lock_existing`] then [`find_or_open`] would), one
-/// statement each — or `None` when the customer is new or has no open session.
-///
-/// Every follow-up message of a conversation takes this path: one round trip instead of the
-/// contact's INSERT … ON CONFLICT, its SELECT and the session's SELECT (pipeline, issue 4). Under
-/// READ COMMITTED a session closed while this waited for its lock is re-checked and left out,
-/// exactly as the separate look-up would.
+/// A sender's conversation: their contact and open session, both locked for the rest of the
+/// transaction (which serialises this customer's messages from here on).
+#[derive(Clone, Debug)]
+pub struct OfSender {
+    pub contact: Contact,
+    pub session: Session,
+    /// The session was opened just now: [`announce_opened`] records `session.created`.
+    pub opened: bool,
+}
+
+/// Each sender's conversation, one statement each (`conversation_of_sender`, migration 000021):
+/// for a follow-up the contact and open session it finds; for a new customer both created; for a
+/// returning customer (or one whose first message another transaction stored just now) the
+/// contact locked and its open session found or opened. The unique (inbox, external id) index
+/// decides who creates a contact, so two first messages processed at once make one contact and
+/// one session.
 ///
 /// The statements are pipelined on the transaction's connection, sent — and so run, and their
 /// rows locked — in the order given: one exchange for all of a shared transaction's steps
-/// (worker/src/handlers/inbound.rs). A sender given twice gets the same answer twice, which the
-/// first of its steps may outdate: give each sender once.
-pub async fn open_of_senders(
+/// (worker/src/handlers/inbound.rs). A sender given twice gets the first answer twice: give each
+/// sender once.
+pub async fn of_senders(
     tx: &mut Tx,
-    senders: &[(&str, &str)],
-) -> Result<Vec<Option<(Contact, Session)>>, ConversationError> {
-    use crate::db::schema::contacts;
+    senders: &[Sender<'_>],
+) -> Result<Vec<OfSender>, ConversationError> {
+    if senders
+        .iter()
+        .any(|sender| sender.contact.external_id.is_empty())
+    {
+        return Err(ConversationError::invalid("sender", "is empty"));
+    }
     let tenant_id = tx.tenant_id().to_owned();
     let conn: &diesel_async::AsyncPgConnection = tx.conn();
-    let lookups = senders.iter().map(|(inbox_id, external_id)| {
+    let state = SessionState::Bot.to_string();
+    let calls = senders.iter().map(|sender| {
         // Each future borrows the connection on its own; polled together they pipeline.
         let mut conn = conn;
-        let query = contacts::table
-            .inner_join(sessions::table.on(sessions::contact_id.eq(contacts::id)))
-            .filter(contacts::inbox_id.eq(*inbox_id))
-            .filter(contacts::external_id.eq(*external_id))
-            .filter(contacts::tenant_id.eq(tenant_id.as_str()))
-            .filter(partial::SessionIsOpen)
-            .select((Contact::as_select(), Session::as_select()))
-            .for_no_key_update();
-        async move { query.first(&mut conn).await.optional() }
+        let info = sender.contact;
+        // Kept prepared: one statement per message (diesel never keeps a `sql_query`).
+        let call = keep_prepared(
+            diesel::sql_query(
+                "SELECT * FROM conversation_of_sender($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind::<Text, _>(tenant_id.clone())
+            .bind::<Text, _>(sender.inbox_id)
+            .bind::<Text, _>(&info.external_id)
+            .bind::<Nullable<Text>, _>(&info.name)
+            .bind::<Nullable<Text>, _>(&info.email)
+            .bind::<Nullable<Text>, _>(&info.phone)
+            .bind::<Text, _>(new_id("con"))
+            .bind::<Text, _>(new_id("ses"))
+            .bind::<Text, _>(&state)
+            .bind::<Text, _>(sender.correlation_id),
+        );
+        async move {
+            let row: ConversationRow = call.get_result(&mut conn).await?;
+            Ok::<_, ConversationError>(row.split())
+        }
     });
-    Ok(futures::future::try_join_all(lookups).await?)
+    futures::future::try_join_all(calls).await
 }
 
-/// The contact's open session, locked against concurrent path changes (an agent taking it), or
-/// a new one on the bot path (`session.created`). New sessions take `correlation_id`, the id
-/// every later event of the conversation carries.
-pub async fn find_or_open(
-    tx: &mut Tx,
-    contact: &Contact,
-    correlation_id: &str,
-) -> Result<(Session, bool), ConversationError> {
-    let open = sessions::table
-        .filter(sessions::contact_id.eq(&contact.id))
-        .filter(partial::SessionIsOpen)
-        .select(Session::as_select())
-        .for_no_key_update()
-        .first(tx.conn())
-        .await
-        .optional()?;
-    if let Some(session) = open {
-        return Ok((session, false));
+/// Records `session.created` when `of` opened its session.
+pub async fn announce_opened(tx: &mut Tx, of: &OfSender) -> Result<(), ConversationError> {
+    if of.opened {
+        announce_new(tx, &of.contact, &of.session).await?;
     }
-    Ok((open_new(tx, contact, correlation_id).await?, true))
+    Ok(())
 }
 
-/// A new session on the bot path for a contact that has none open — one this transaction just
-/// created, say (`session.created`). A second open session would violate the partial unique
-/// index.
-pub async fn open_new(
-    tx: &mut Tx,
-    contact: &Contact,
-    correlation_id: &str,
-) -> Result<Session, ConversationError> {
-    let session: Session = diesel::insert_into(sessions::table)
-        .values((
-            sessions::id.eq(new_id("ses")),
-            sessions::tenant_id.eq(&contact.tenant_id),
-            sessions::inbox_id.eq(&contact.inbox_id),
-            sessions::contact_id.eq(&contact.id),
-            sessions::state.eq(SessionState::Bot.to_string()),
-            sessions::correlation_id.eq(correlation_id),
-        ))
-        .returning(Session::as_returning())
-        .get_result(tx.conn())
-        .await?;
-    announce_new(tx, contact, &session).await?;
-    Ok(session)
+/// The row of `conversation_of_sender`.
+#[derive(QueryableByName)]
+struct ConversationRow {
+    #[diesel(sql_type = Text)]
+    c_id: String,
+    #[diesel(sql_type = Text)]
+    c_tenant_id: String,
+    #[diesel(sql_type = Text)]
+    c_inbox_id: String,
+    #[diesel(sql_type = Text)]
+    c_external_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    c_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c_email: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    c_phone: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    c_created_at: chrono::DateTime<chrono::Utc>,
+    #[diesel(sql_type = Text)]
+    s_id: String,
+    #[diesel(sql_type = Text)]
+    s_state: String,
+    #[diesel(sql_type = Integer)]
+    s_unrecognised_count: i32,
+    #[diesel(sql_type = Text)]
+    s_correlation_id: String,
+    #[diesel(sql_type = Timestamptz)]
+    s_created_at: chrono::DateTime<chrono::Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    s_closed_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[diesel(sql_type = Bool)]
+    session_created: bool,
+}
+
+impl ConversationRow {
+    fn split(self) -> OfSender {
+        let session = Session {
+            id: self.s_id,
+            tenant_id: self.c_tenant_id.clone(),
+            inbox_id: self.c_inbox_id.clone(),
+            contact_id: self.c_id.clone(),
+            state: self.s_state,
+            unrecognised_count: self.s_unrecognised_count,
+            correlation_id: self.s_correlation_id,
+            created_at: self.s_created_at,
+            closed_at: self.s_closed_at,
+        };
+        let contact = Contact {
+            id: self.c_id,
+            tenant_id: self.c_tenant_id,
+            inbox_id: self.c_inbox_id,
+            external_id: self.c_external_id,
+            name: self.c_name,
+            email: self.c_email,
+            phone: self.c_phone,
+            created_at: self.c_created_at,
+        };
+        OfSender {
+            contact,
+            session,
+            opened: self.session_created,
+        }
+    }
 }
 
 /// Records `session.created` for a session opened just now.

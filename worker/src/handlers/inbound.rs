@@ -1,8 +1,8 @@
 //! A customer message, step one: store it (and, when the inbox's bot needs no I/O, answer it in
 //! the same transaction). In one transaction: find the customer's contact and open session,
-//! both locked, which serialises this customer's messages from here on (one statement for a
-//! follow-up; else the contact is found or created and a session found or opened,
-//! `session.created` — `sessions::of_sender_looked_up`); store the message unless its provider id is known
+//! both locked, which serialises this customer's messages from here on — or create them, or
+//! open a session for a known contact (`session.created`) — in one statement
+//! (`sessions::of_senders`); store the message unless its provider id is known
 //! (`message.ready`) — as already processed when the local bot answers it in this transaction,
 //! which then needs neither to lock it again nor to mark it afterwards.
 //! A duplicate whose bot step is done is a successful no-op (after sending anything an earlier
@@ -103,9 +103,9 @@ pub(super) async fn store_alone(p: &Pipeline, step: &StoreStep) -> Result<Landed
 /// jobs' steps sharing the transaction (`shared`, super::batch), in the order given.
 ///
 /// The steps take turns statement by statement, so that every step's statement of a kind goes
-/// in one exchange, pipelined on the connection: the senders' look-ups, then (after each step's
-/// conversation is found or opened) the messages, then the bot's replies and counts — a round
-/// trip per kind instead of one per step. Between them each step tells what it did (events,
+/// in one exchange, pipelined on the connection: the senders' conversations (found or opened),
+/// then the messages, then the bot's replies and counts — a round trip per kind instead of one
+/// per step. Between them each step tells what it did (events,
 /// jobs: `Tx` keeps them by step) and its bot decides. A sender with several steps here has one
 /// per round: a round starts after the one before ended, so it sees what that did to the
 /// session (its count of unrecognised messages, say).
@@ -163,17 +163,42 @@ async fn store_round(
     steps: &[&StoreStep],
     shared: bool,
 ) -> Result<Vec<Landed>, ConversationError> {
-    // The senders' look-ups, in one exchange (in the given order: a shared transaction's
+    // Each step's inbox checked against its tenant (remembered: no statement after the first).
+    let mut kinds = Vec::with_capacity(steps.len());
+    for step in steps {
+        let inbound = &*step.inbound;
+        kinds.push(
+            p.inbox_kinds
+                .of_tenant(tx.conn(), &inbound.inbox_id, &inbound.tenant_id)
+                .await?,
+        );
+    }
+    // The senders' conversations, in one exchange (in the given order: a shared transaction's
     // lock order).
-    let senders: Vec<(&str, &str)> = steps.iter().map(|step| step.lock_order()).collect();
-    let found = sessions::open_of_senders(tx, &senders).await?;
+    let senders: Vec<sessions::Sender> = steps
+        .iter()
+        .map(|step| sessions::Sender {
+            inbox_id: &step.inbound.inbox_id,
+            contact: &step.inbound.contact,
+            correlation_id: &step.job.correlation_id,
+        })
+        .collect();
+    let found = sessions::of_senders(tx, &senders).await?;
     let mut conversations = Vec::with_capacity(steps.len());
-    for (step, open) in steps.iter().zip(found) {
+    for ((step, kind), of_sender) in steps.iter().zip(kinds).zip(found) {
         take_turn(tx, step, shared);
-        let conversation = conversation_of(p, tx, step, open)
+        sessions::announce_opened(tx, &of_sender)
             .instrument(step.span.clone())
             .await?;
-        conversations.push(conversation);
+        // A local bot answers a new message on the bot path right here, in this transaction.
+        let answer_now =
+            step.local_bot.is_some() && of_sender.session.state()? == SessionState::Bot;
+        conversations.push(Conversation {
+            kind,
+            contact: of_sender.contact,
+            session: of_sender.session,
+            answer_now,
+        });
     }
 
     // The messages, in one exchange.
@@ -243,36 +268,6 @@ fn take_turn(tx: &mut Tx, step: &StoreStep, shared: bool) {
     if shared {
         tx.switch_cause(&step.job.id.to_string());
     }
-}
-
-/// The step's conversation: the one its sender's look-up found (`open`), or found or opened now.
-async fn conversation_of(
-    p: &Pipeline,
-    tx: &mut Tx,
-    step: &StoreStep,
-    open: Option<(Contact, Session)>,
-) -> Result<Conversation, ConversationError> {
-    let inbound = &*step.inbound;
-    let kind = p
-        .inbox_kinds
-        .of_tenant(tx.conn(), &inbound.inbox_id, &inbound.tenant_id)
-        .await?;
-    let (contact, session) = sessions::of_sender_looked_up(
-        tx,
-        open,
-        &inbound.inbox_id,
-        &inbound.contact,
-        &step.job.correlation_id,
-    )
-    .await?;
-    // A local bot answers a new message on the bot path right here, in this transaction.
-    let answer_now = step.local_bot.is_some() && session.state()? == SessionState::Bot;
-    Ok(Conversation {
-        kind,
-        contact,
-        session,
-        answer_now,
-    })
 }
 
 /// What the message's insert did, told (`message.ready`); a local bot's decision applied — or,

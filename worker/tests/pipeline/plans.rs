@@ -17,7 +17,7 @@ use shared::{
         Conversations, Tx, assignment,
         cases::{self, Closing},
         contacts, csat, messages, queries, sessions,
-        state::MessageStatus,
+        state::{MessageStatus, SessionState},
     },
     events::{Broadcaster, outbox},
 };
@@ -42,19 +42,23 @@ async fn open_session_case_queue_item_and_survey_lookups_scan_no_table() {
     let mut tx = begin(&strict, &w).await;
     let session = sessions::get(&mut tx, &session_id).await.unwrap();
     let contact = contacts::get(&mut tx, &session.contact_id).await.unwrap();
-    let (found, opened) = sessions::find_or_open(&mut tx, &contact, "c")
-        .await
-        .unwrap();
-    assert_eq!((found.id.as_str(), opened), (session_id.as_str(), false));
-    // A follow-up's look-up: contact and open session in one statement.
-    let (of_contact, open) = sessions::open_of_senders(&mut tx, &[(&w.inbox_id, CUSTOMER)])
+    // A follow-up's conversation: contact and open session in one statement.
+    let info = contacts::ContactInfo {
+        external_id: CUSTOMER.into(),
+        ..Default::default()
+    };
+    let sender = sessions::Sender {
+        inbox_id: &w.inbox_id,
+        contact: &info,
+        correlation_id: "c",
+    };
+    let of_sender = sessions::of_senders(&mut tx, &[sender])
         .await
         .unwrap()
-        .remove(0)
-        .expect("the customer's open session");
+        .remove(0);
     assert_eq!(
-        (of_contact.id, open.id),
-        (contact.id.clone(), session_id.clone())
+        (of_sender.contact.id, of_sender.session.id, of_sender.opened),
+        (contact.id.clone(), session_id.clone(), false)
     );
     let case = cases::open_for_session(&mut tx, &session_id)
         .await
@@ -67,6 +71,31 @@ async fn open_session_case_queue_item_and_survey_lookups_scan_no_table() {
             .is_empty()
     );
     no_scans(tx, "open session, open case, oldest waiting item").await;
+
+    // The conversation function's other paths: a returning customer (their session closed) gets
+    // a new session, a new customer a contact and a session.
+    let mut tx = begin(&strict, &w).await;
+    let session = sessions::lock(&mut tx, &session_id).await.unwrap();
+    sessions::change_path(&mut tx, &session, SessionState::Closed, "plans")
+        .await
+        .unwrap();
+    let newcomer = contacts::ContactInfo {
+        external_id: "4915200000002@c.us".into(),
+        ..Default::default()
+    };
+    let senders = [
+        sender,
+        sessions::Sender {
+            contact: &newcomer,
+            ..sender
+        },
+    ];
+    let found = sessions::of_senders(&mut tx, &senders).await.unwrap();
+    assert_eq!(found[0].contact.id, contact.id);
+    assert_ne!(found[0].session.id, session_id);
+    assert_eq!(found[1].contact.external_id, newcomer.external_id);
+    assert!(found.iter().all(|of_sender| of_sender.opened));
+    no_scans(tx, "a returning customer's new session, a new customer").await;
 
     let mut tx = begin(&strict, &w).await;
     let read = queries::session(tx.conn(), &w.tenant_id, &session_id, 10)
@@ -122,9 +151,10 @@ async fn a_reruns_unsent_events_are_found_without_reading_the_event_log() {
 /// A message's statements are kept prepared on their connection, so Postgres parses and plans
 /// each once per connection, not once per message. diesel never keeps a `diesel::sql_query` or a
 /// `diesel::dsl::sql` fragment prepared: the event append and the outbox cleanup were such calls,
-/// and the open-session look-up held such a predicate — ~300 µs of parsing and planning per
-/// message under pipeline-bench. On a pool of one connection, after a new conversation and a
-/// follow-up, that connection's prepared statements must include all three.
+/// and the open-session look-up held such a predicate (now the `conversation_of_sender` call) —
+/// ~300 µs of parsing and planning per message under pipeline-bench. On a pool of one
+/// connection, after a new conversation and a follow-up, that connection's prepared statements
+/// must include all three.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_messages_statements_are_kept_prepared() {
     let w = World::new().await;
@@ -182,7 +212,7 @@ async fn a_messages_statements_are_kept_prepared() {
     for expected in [
         "FROM transaction_effects_append_steps(",
         "SELECT outbox_forget_async(",
-        "sessions.state <> 'closed'",
+        "FROM conversation_of_sender(",
         r#"UPDATE "messages" SET "provider_message_id""#,
         r#"UPDATE "messages" SET "status""#,
     ] {

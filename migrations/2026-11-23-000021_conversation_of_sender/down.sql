@@ -1,0 +1,1 @@
+DROP FUNCTION conversation_of_sender(TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT, TEXT);
