@@ -59,8 +59,8 @@ BEGIN
            AND c.tenant_id = p_tenant_id
            FOR NO KEY UPDATE;
         IF NOT FOUND THEN
-            RAISE EXCEPTION 'inbox % has a contact % of another tenant than %',
-                p_inbox_id, p_external_id, p_tenant_id;
+            -- (Not the customer's id: errors reach logs and Sentry.)
+            RAISE EXCEPTION 'the contact of inbox % is not tenant %''s', p_inbox_id, p_tenant_id;
         END IF;
         SELECT s.id, s.state, s.unrecognised_count, s.correlation_id, s.created_at, s.closed_at
           INTO s_id, s_state, s_unrecognised_count, s_correlation_id, s_created_at, s_closed_at

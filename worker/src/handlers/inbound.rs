@@ -105,10 +105,10 @@ pub(super) async fn store_alone(p: &Pipeline, step: &StoreStep) -> Result<Landed
 /// The steps take turns statement by statement, so that every step's statement of a kind goes
 /// in one exchange, pipelined on the connection: the senders' conversations (found or opened),
 /// then the messages, then the bot's replies and counts — a round trip per kind instead of one
-/// per step. Between them each step tells what it did (events,
-/// jobs: `Tx` keeps them by step) and its bot decides. A sender with several steps here has one
-/// per round: a round starts after the one before ended, so it sees what that did to the
-/// session (its count of unrecognised messages, say).
+/// per step. Between them each step tells what it did (events, jobs: `Tx` keeps them by step)
+/// and its bot decides. A sender with several steps here has one per round: a round starts
+/// after the one before ended, so it sees what that did to the session (its count of
+/// unrecognised messages, say).
 pub(super) async fn store_in(
     p: &Pipeline,
     tx: &mut Tx,

@@ -157,3 +157,45 @@ async fn the_database_refuses_a_row_whose_tenant_or_inbox_is_not_its_parents() {
         .await
         .unwrap();
 }
+
+/// Below the job's own check of its inbox (`InboxKinds::of_tenant`), the statement that finds a
+/// customer's conversation never hands one tenant another's contact: asked, in tenant B's
+/// transaction, for a customer of A's inbox whom A already has, it fails and creates nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_conversation_look_up_never_returns_another_tenants_contact() {
+    use shared::conversation::{contacts::ContactInfo, sessions};
+    let w = World::new().await;
+    let (other_tenant, _) = tenant(&w.db, "Globex").await;
+    w.run(&w.waha("1@c.us", "a-1", "hello")).await.unwrap();
+    let (contacts, sessions_before) = (
+        w.count("SELECT 1 FROM contacts").await,
+        w.count("SELECT 1 FROM sessions").await,
+    );
+
+    let mut tx = w
+        .conversations()
+        .begin(&other_tenant, "probe")
+        .await
+        .unwrap();
+    let customer = ContactInfo {
+        external_id: "1@c.us".into(),
+        ..Default::default()
+    };
+    let sender = sessions::Sender {
+        inbox_id: &w.inbox_id,
+        contact: &customer,
+        correlation_id: "c",
+    };
+    let error = sessions::of_senders(&mut tx, &[sender])
+        .await
+        .expect_err("another tenant's contact")
+        .to_string();
+    assert!(error.contains("is not tenant"), "{error}");
+    assert!(
+        !error.contains("1@c.us"),
+        "the customer's id stays out of errors: {error}"
+    );
+    tx.rollback().await.unwrap();
+    assert_eq!(w.count("SELECT 1 FROM contacts").await, contacts);
+    assert_eq!(w.count("SELECT 1 FROM sessions").await, sessions_before);
+}
