@@ -4,7 +4,7 @@
 //! predicate. `state <> $1` proves nothing once a prepared statement switches to its generic
 //! plan (after five runs on a connection, when the table was small): from then on that
 //! connection scans the whole table, for every message, for as long as it lives. Measured
-//! under pipeline-bench, `find_or_open`'s session lookup was a sequential scan per message,
+//! under pipeline-bench, the open-session lookup was a sequential scan per message,
 //! growing with the sessions table (BENCHMARKS.md, pipeline, "Partial indexes and generic
 //! plans"). With the literal the planner matches the index whatever the plan.
 //!

@@ -95,10 +95,19 @@ pub async fn of_senders(
 
 /// Records `session.created` when `of` opened its session.
 pub async fn announce_opened(tx: &mut Tx, of: &OfSender) -> Result<(), ConversationError> {
-    if of.opened {
-        announce_new(tx, &of.contact, &of.session).await?;
+    if !of.opened {
+        return Ok(());
     }
-    Ok(())
+    let (contact, session) = (&of.contact, &of.session);
+    tx.emit(NewEvent {
+        event_type: types::SESSION_CREATED,
+        aggregate_type: "session",
+        aggregate_id: session.id.clone(),
+        correlation_id: session.correlation_id.clone(),
+        data: json!({ "session": json(session), "contact": contact_json(contact) }),
+        route: Route::session(&session.id, session.agent_type()),
+    })
+    .await
 }
 
 /// The row of `conversation_of_sender`.
@@ -165,23 +174,6 @@ impl ConversationRow {
             opened: self.session_created,
         }
     }
-}
-
-/// Records `session.created` for a session opened just now.
-async fn announce_new(
-    tx: &mut Tx,
-    contact: &Contact,
-    session: &Session,
-) -> Result<(), ConversationError> {
-    tx.emit(NewEvent {
-        event_type: types::SESSION_CREATED,
-        aggregate_type: "session",
-        aggregate_id: session.id.clone(),
-        correlation_id: session.correlation_id.clone(),
-        data: json!({ "session": json(session), "contact": contact_json(contact) }),
-        route: Route::session(&session.id, session.agent_type()),
-    })
-    .await
 }
 
 /// The tenant's session `id`, locked against concurrent path changes.

@@ -10,22 +10,21 @@
 //! that gets a free transaction takes up to `max_steps` waiting steps of one tenant (oldest
 //! first), orders them by customer — so shared transactions take customers' row locks in the
 //! same order — and runs them in one transaction, taking turns statement by statement so that
-//! all their look-ups go in one pipelined exchange, then all their messages, then all the bot's
-//! replies (`inbound::store_in`: six round trips for a batch of follow-ups, however many), each
-//! step under its own job id as causation (`Tx::switch_cause`; all their events and staged jobs
-//! are written by one call before the COMMIT, each step's together). One COMMIT;
-//! then the events are published and the jobs enqueued (`settle`); only then does each job get
+//! all their conversations are found or opened in one pipelined exchange, then all their
+//! messages stored, then all the bot's replies (`inbound::store_in`: six round trips for a
+//! batch of messages the bot simply answers, however many), each step under its own job id as
+//! causation (`Tx::switch_cause`; all their events and staged jobs are written by one call
+//! before the COMMIT, each step's together). One COMMIT; then the events are published and the jobs enqueued (`settle`); only then does each job get
 //! its result, so nothing is acked before it is committed and sent. If a step fails — a handoff
 //! included, which takes tenant-wide locks and so wants a transaction of its own — or the COMMIT
 //! does, everything is rolled back and every step runs again alone, as without batching, each
 //! job getting its own outcome. With nothing else waiting a step runs alone at once, so at low
 //! load batching adds no wait.
 //!
-//! The price of the look-ups going first: a lock a step takes after them (a new or returning
-//! customer's contact) comes after the look-up locks of the customers behind it in the batch.
-//! Two shared transactions can so wait on each other only if one customer's session opened or
-//! closed between their look-ups (one saw it, the other did not); Postgres aborts one after
-//! `deadlock_timeout`, and its steps run alone (the fallback above).
+//! Each step's conversation call takes all its customer's locks before the next step's starts
+//! (`sessions::of_senders`), so shared transactions take them in the batch's order whether a
+//! customer is new, returning or in a conversation. Should two still wait on each other,
+//! Postgres aborts one after `deadlock_timeout`, and its steps run alone (the fallback above).
 
 use std::{
     collections::VecDeque,
